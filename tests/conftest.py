@@ -1,0 +1,144 @@
+"""Shared fixtures: a real Kinko server (uvicorn on a free loopback port) and its clients."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clients import KinkoClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class KinkoServer:
+    """A running ``kinko serve`` process on its own data directory."""
+
+    data_dir: Path
+    admin_token: str
+    env: dict[str, str]
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    clients: list[KinkoClient] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.port = free_port()
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vault.cli.main",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def client(self, token: str | None = None, **kw: object) -> KinkoClient:
+        c = KinkoClient(self.base_url, token, **kw)  # type: ignore[arg-type]
+        self.clients.append(c)
+        return c
+
+    @property
+    def admin(self) -> KinkoClient:
+        return self.client(self.admin_token)
+
+    def user(self, name: str, roles: list[str] | None = None) -> KinkoClient:
+        """Create a user (if needed) and return a client holding a fresh token of theirs."""
+        admin = self.admin
+        resp = admin.http.post("/api/v1/users", json={"name": name, "roles": roles or []})
+        assert resp.status_code in (201, 409), resp.text
+        token = admin.create_token(name)["token"]
+        return self.client(token)
+
+    def close_clients(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.clients.clear()
+
+
+def make_server(tmp: Path, **extra_env: str) -> KinkoServer:
+    data_dir = tmp / "data"
+    token = "test-admin-" + secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
+    env.update({"KINKO_BOOTSTRAP_TOKEN": token, "PYTHONPATH": str(ROOT)})
+    env.update(extra_env)
+    return KinkoServer(data_dir=data_dir, admin_token=token, env=env)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
+    """One server per test module (state carries over between the module's tests)."""
+    srv = make_server(tmp_path_factory.mktemp("kinko"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close_clients()
+        srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[KinkoServer]:
+    """A server of the test's own, for tests that break or inspect the data directory."""
+    srv = make_server(tmp_path)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close_clients()
+        srv.stop()

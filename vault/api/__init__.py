@@ -1,0 +1,1 @@
+"""HTTP API: thin routers that parse, call a service, and return."""

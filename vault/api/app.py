@@ -1,0 +1,57 @@
+"""The FastAPI application: routers, error mapping, and the vault opened for its lifetime."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from vault import __version__
+from vault.api import audit, cases, documents, errors, users
+from vault.api.deps import RequestIdMiddleware
+from vault.core import Vault
+from vault.services.users import bootstrap
+from vault.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vault = await run_in_threadpool(Vault.open, settings, server=True)
+        token = await run_in_threadpool(bootstrap, vault)
+        if token is not None:
+            # Printed once and never stored: only its hash is kept.
+            print(
+                f"kinko: created user 'admin'; its token (shown only now): {token}",
+                file=sys.stderr,
+                flush=True,
+            )
+        app.state.vault = vault
+        try:
+            yield
+        finally:
+            await run_in_threadpool(vault.close)
+
+    app = FastAPI(
+        title="Kinko",
+        version=__version__,
+        description="Encrypted, stage-aware document vault for public procurement.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(users.router)
+    app.include_router(cases.router)
+    app.include_router(documents.router)
+    app.include_router(audit.router)
+    return app

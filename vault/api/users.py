@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from vault.api.deps import Body, UserCtx, body_schema
+from vault.api.schemas import TokenCreate, UserCreate
+from vault.services import users
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.get("/me")
+def me(ctx: UserCtx) -> dict[str, Any]:
+    return users.me(ctx)
+
+
+@router.post("/users", status_code=201, openapi_extra=body_schema(UserCreate))
+def create_user(ctx: UserCtx, body: Body) -> dict[str, Any]:
+    return users.create_user(ctx, body)
+
+
+@router.post("/users/{name}/tokens", status_code=201, openapi_extra=body_schema(TokenCreate))
+def create_token(ctx: UserCtx, name: str, body: Body) -> dict[str, Any]:
+    return users.create_token(ctx, name, body)
+
+
+@router.delete("/users/{name}/tokens/{token_id}", status_code=204)
+def revoke_token(ctx: UserCtx, name: str, token_id: str) -> Response:
+    users.revoke_token(ctx, name, token_id)
+    return Response(status_code=204)
+
+
+@router.post("/users/{name}/disable")
+def disable_user(ctx: UserCtx, name: str) -> dict[str, Any]:
+    return users.disable_user(ctx, name)

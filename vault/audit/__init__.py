@@ -1,0 +1,1 @@
+"""The audit log: every request appended before it is answered (fail closed)."""

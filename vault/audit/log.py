@@ -1,0 +1,250 @@
+"""Appending to and querying the audit log.
+
+Every request is appended through ``AuditLog.append``, which returns only once the event is
+durably committed (SQLite WAL with ``synchronous=FULL``).  A single writer thread batches the
+events that arrive while a commit is in flight into the next commit (group commit): one fsync
+per batch instead of one per request, which is what lets audited reads run at hundreds per
+second on SQLite.  If the store cannot be written, every waiting request gets
+``AuditUnavailable`` and the API answers 503 without serving anything (fail closed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import queue
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, text
+
+from vault.audit.models import AuditEvent
+from vault.errors import AuditUnavailable, BadRequest
+
+EVENT_FIELDS = (
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "decision",
+    "reason",
+    "case_id",
+    "document_id",
+    "version",
+    "class",
+    "purpose",
+    "target",
+    "client",
+    "request_id",
+)
+
+
+def canonical_bytes(event: Mapping[str, Any]) -> bytes:
+    """The exact bytes a Merkle leaf is computed over (SPEC §5)."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def leaf_hash(canonical: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + canonical).digest()
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 UTC with fixed microsecond width, so string order equals time order."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"not an RFC 3339 time: {value!r}", code="invalid_time") from None
+    if t.tzinfo is None:
+        raise BadRequest("times must carry a UTC offset", code="invalid_time")
+    return t
+
+
+@dataclass
+class _Pending:
+    record: dict[str, Any]
+    future: Future[dict[str, Any]]
+
+
+class AuditLog:
+    def __init__(self, engine: Engine, *, timeout: float = 5.0, batch_max: int = 256) -> None:
+        self._engine = engine.execution_options(kinko_write=True)
+        self._read_engine = engine
+        self._timeout = timeout
+        self._batch_max = batch_max
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="kinko-audit-writer", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=10)
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one event and wait until it is durably committed; returns it with its seq."""
+        if self._thread is None:
+            return self.append_many([record])[0]
+        fut: Future[dict[str, Any]] = Future()
+        self._queue.put(_Pending(dict(record), fut))
+        try:
+            return fut.result(timeout=self._timeout + 1.0)
+        except FutureTimeout:
+            raise AuditUnavailable("the audit log could not be written in time") from None
+
+    def append_many(self, records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Commit events directly (CLI tools, start-up); one transaction for all of them."""
+        try:
+            return self._commit([dict(r) for r in records])
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable(f"the audit log could not be written: {exc}") from exc
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                events = self._commit([p.record for p in batch])
+            except Exception as exc:
+                err = AuditUnavailable(f"the audit log could not be written: {exc}")
+                for p in batch:
+                    p.future.set_exception(err)
+            else:
+                for p, ev in zip(batch, events, strict=True):
+                    p.future.set_result(ev)
+            if stop:
+                return
+
+    def _commit(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now = format_time(datetime.now(UTC))
+        events: list[dict[str, Any]] = []
+        with self._engine.begin() as conn:
+            # The next seq is read inside the write transaction, so appends from another
+            # process (the CLI) interleave without gaps or duplicates.
+            last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
+            seq = -1 if last is None else int(last)
+            rows = []
+            for rec in records:
+                seq += 1
+                event = {k: rec.get(k) for k in EVENT_FIELDS}
+                event["seq"] = seq
+                event["time"] = now
+                canon = canonical_bytes(event)
+                rows.append(
+                    {
+                        "seq": seq,
+                        "time": now,
+                        "actor": event["actor"],
+                        "action": event["action"],
+                        "decision": event["decision"],
+                        "case_id": event["case_id"],
+                        "document_id": event["document_id"],
+                        "canonical": canon,
+                        "leaf_hash": leaf_hash(canon),
+                    }
+                )
+                events.append(event)
+            conn.execute(insert(AuditEvent), rows)
+        return events
+
+    # -- querying ------------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        actor: str | None = None,
+        case_id: str | None = None,
+        document_id: str | None = None,
+        action: str | None = None,
+        decision: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Events in ascending seq order with an opaque cursor for the next page."""
+        if decision is not None and decision not in ("allow", "deny"):
+            raise BadRequest("decision must be allow or deny", code="invalid_decision")
+        if limit < 1:
+            raise BadRequest("limit must be at least 1", code="invalid_limit")
+        limit = min(limit, 1000)
+        stmt = select(AuditEvent.seq, AuditEvent.canonical).order_by(AuditEvent.seq)
+        if cursor is not None:
+            stmt = stmt.where(AuditEvent.seq > decode_cursor(cursor))
+        for column, value in (
+            (AuditEvent.actor, actor),
+            (AuditEvent.case_id, case_id),
+            (AuditEvent.document_id, document_id),
+            (AuditEvent.action, action),
+            (AuditEvent.decision, decision),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if since is not None:
+            stmt = stmt.where(AuditEvent.time >= format_time(parse_time(since)))
+        if until is not None:
+            stmt = stmt.where(AuditEvent.time < format_time(parse_time(until)))
+        stmt = stmt.limit(limit + 1)
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        events = [json.loads(r.canonical) for r in rows]
+        next_cursor = encode_cursor(rows[-1].seq) if more and rows else None
+        return events, next_cursor
+
+    def size(self) -> int:
+        with self._read_engine.connect() as conn:
+            last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
+        return 0 if last is None else int(last) + 1
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "seq":
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise BadRequest("invalid cursor", code="invalid_cursor") from None

@@ -1,0 +1,1 @@
+"""The catalog: cases, members, transitions, documents, versions, users, tokens (SQLAlchemy 2)."""

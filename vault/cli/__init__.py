@@ -1,0 +1,1 @@
+"""The ``kinko`` command line."""

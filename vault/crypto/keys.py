@@ -1,0 +1,398 @@
+"""Key wrapping, sealed small fields, and master-key providers.
+
+Byte formats are specified in ``docs/format.md`` ("Wrapped key", "Sealed field",
+"Provider-wrapped key", "Context encoding" and "Master key file"); that document is the
+authority and this module must stay in step with it.
+
+Every AES-GCM call here authenticates a fixed 5-byte header (4-byte magic plus a format
+version byte) in front of the caller's associated data.  The magics differ per use
+(``KNKW`` wrapped key, ``KNKF`` sealed field), so a ciphertext produced for one use can
+never be accepted by another even when the same key is involved, and the version byte
+cannot be altered to make a decoder misinterpret the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import errno
+import json
+import os
+import secrets
+import stat
+import struct
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.crypto.stream import IntegrityError
+
+__all__ = [
+    "KEY_FILE_FORMAT",
+    "MASTER_WRAP_LABEL",
+    "InsecureKeyFile",
+    "KeyFileError",
+    "KeyProvider",
+    "KeyUnavailable",
+    "LocalKeyProvider",
+    "canonical_context",
+    "open_sealed",
+    "seal",
+    "unwrap_key",
+    "wrap_key",
+]
+
+KEY_SIZE = 32
+NONCE_SIZE = 12
+TAG_SIZE = 16
+
+WRAP_MAGIC = b"KNKW"
+SEAL_MAGIC = b"KNKF"
+PROVIDER_MAGIC = b"KNKP"
+FORMAT_VERSION = 1
+
+_WRAP_HEADER = WRAP_MAGIC + bytes([FORMAT_VERSION])
+_SEAL_HEADER = SEAL_MAGIC + bytes([FORMAT_VERSION])
+_PROVIDER_HEADER = PROVIDER_MAGIC + bytes([FORMAT_VERSION])
+WRAPPED_KEY_SIZE = len(_WRAP_HEADER) + NONCE_SIZE + KEY_SIZE + TAG_SIZE  # 65
+
+MASTER_WRAP_LABEL = b"kinko-v1 master-wrap"
+KEY_FILE_FORMAT = "kinko-master-key/v1"
+
+
+class KeyUnavailable(Exception):
+    """A wrapped key cannot be unwrapped: wrong context, tampered data, or unknown key id."""
+
+
+class KeyFileError(Exception):
+    """The master key file is missing pieces, malformed, or otherwise unusable."""
+
+
+class InsecureKeyFile(KeyFileError):
+    """The master key file's permissions let users other than its owner read it."""
+
+
+def _check_len(name: str, value: bytes, size: int) -> None:
+    if len(value) != size:
+        raise ValueError(f"{name} must be exactly {size} bytes")
+
+
+def wrap_key(kek: bytes, key: bytes, aad: bytes, *, nonce: bytes | None = None) -> bytes:
+    """Encrypt a 32-byte ``key`` under the key-encryption key ``kek``, bound to ``aad``.
+
+    Output: ``b"KNKW" | 0x01 | nonce[12] | ciphertext[32] | tag[16]`` (65 bytes).  ``nonce``
+    is injectable for known-answer tests only; production callers must leave it unset.
+    """
+    _check_len("kek", kek, KEY_SIZE)
+    _check_len("key", key, KEY_SIZE)
+    if nonce is None:
+        nonce = os.urandom(NONCE_SIZE)
+    _check_len("nonce", nonce, NONCE_SIZE)
+    ct = AESGCM(kek).encrypt(nonce, key, _WRAP_HEADER + aad)
+    return _WRAP_HEADER + nonce + ct
+
+
+def unwrap_key(kek: bytes, wrapped: bytes, aad: bytes) -> bytes:
+    """Reverse :func:`wrap_key`; raise :class:`KeyUnavailable` on any mismatch or damage."""
+    _check_len("kek", kek, KEY_SIZE)
+    if len(wrapped) != WRAPPED_KEY_SIZE or wrapped[: len(_WRAP_HEADER)] != _WRAP_HEADER:
+        raise KeyUnavailable("wrapped key is malformed or of an unsupported version")
+    start = len(_WRAP_HEADER)
+    nonce = wrapped[start : start + NONCE_SIZE]
+    try:
+        return AESGCM(kek).decrypt(nonce, wrapped[start + NONCE_SIZE :], _WRAP_HEADER + aad)
+    except InvalidTag:
+        raise KeyUnavailable(
+            "wrapped key could not be unwrapped (wrong key or context, or tampered)"
+        ) from None
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes, *, nonce: bytes | None = None) -> bytes:
+    """Encrypt a small field (a title, a digest) with AES-256-GCM and a random nonce.
+
+    Output: ``b"KNKF" | 0x01 | nonce[12] | ciphertext[len(plaintext)] | tag[16]``.  Random
+    96-bit nonces are safe for up to about 2**32 seals under one key, far beyond the number
+    of fields a case key will ever protect.  ``nonce`` is injectable for tests only.
+    """
+    _check_len("key", key, KEY_SIZE)
+    if nonce is None:
+        nonce = os.urandom(NONCE_SIZE)
+    _check_len("nonce", nonce, NONCE_SIZE)
+    return _SEAL_HEADER + nonce + AESGCM(key).encrypt(nonce, plaintext, _SEAL_HEADER + aad)
+
+
+def open_sealed(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """Reverse :func:`seal`; raise :class:`IntegrityError` on any mismatch or damage."""
+    _check_len("key", key, KEY_SIZE)
+    start = len(_SEAL_HEADER)
+    if len(sealed) < start + NONCE_SIZE + TAG_SIZE or sealed[:start] != _SEAL_HEADER:
+        raise IntegrityError
+    try:
+        return AESGCM(key).decrypt(
+            sealed[start : start + NONCE_SIZE], sealed[start + NONCE_SIZE :], _SEAL_HEADER + aad
+        )
+    except InvalidTag:
+        raise IntegrityError from None
+
+
+def canonical_context(label: bytes, context: Mapping[str, str]) -> bytes:
+    """Encode a domain label and a string mapping as unambiguous associated data.
+
+    Layout: ``u16 len(label) | label | u32 count`` followed, for each entry in ascending
+    order of the key's UTF-8 bytes, by ``u32 len(k) | k | u32 len(v) | v`` (UTF-8).  Length
+    prefixes make the encoding injective, so no two different contexts can produce the same
+    bytes (as they could with naive ``"k=v;"`` joining), and sorting makes it independent
+    of the mapping's iteration order.
+    """
+    if not 0 < len(label) <= 0xFFFF:
+        raise ValueError("label must be 1..65535 bytes")
+    items = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
+    parts = [struct.pack(">H", len(label)), label, struct.pack(">I", len(items))]
+    for k, v in items:
+        parts += [struct.pack(">I", len(k)), k, struct.pack(">I", len(v)), v]
+    return b"".join(parts)
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """A source of master keys that wraps and unwraps case keys for a given context."""
+
+    @property
+    def name(self) -> str:
+        """Short provider name, for example ``"local"``."""
+        ...
+
+    def current_key_id(self) -> str:
+        """The id of the master key that :meth:`wrap` uses now."""
+        ...
+
+    def wrap(self, key: bytes, context: Mapping[str, str]) -> bytes:
+        """Wrap ``key`` under the current master key; the output names that key's id."""
+        ...
+
+    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        """Unwrap; raise :class:`KeyUnavailable` unless ``context`` matches exactly."""
+        ...
+
+    def key_ids_of(self, wrapped: bytes) -> str:
+        """Return the id of the master key that produced ``wrapped``."""
+        ...
+
+
+def _check_key_id(key_id: str) -> bytes:
+    message = "key id must be 1..255 printable ASCII characters without spaces"
+    try:
+        raw = key_id.encode("ascii")
+    except UnicodeEncodeError:
+        raise KeyFileError(message) from None
+    if not 0 < len(raw) <= 255 or not all(0x21 <= b <= 0x7E for b in raw):
+        raise KeyFileError(message)
+    return raw
+
+
+def _split_provider_wrapped(wrapped: bytes) -> tuple[str, bytes, bytes]:
+    """Return ``(key_id, header, inner)`` of a provider-wrapped key, or raise KeyUnavailable."""
+    start = len(_PROVIDER_HEADER)
+    if len(wrapped) < start + 1 or wrapped[:start] != _PROVIDER_HEADER:
+        raise KeyUnavailable("wrapped key is malformed or of an unsupported version")
+    id_len = wrapped[start]
+    header_len = start + 1 + id_len
+    if id_len == 0 or len(wrapped) != header_len + WRAPPED_KEY_SIZE:
+        raise KeyUnavailable("wrapped key is malformed or of an unsupported version")
+    try:
+        key_id = wrapped[start + 1 : header_len].decode("ascii")
+        _check_key_id(key_id)
+    except (UnicodeDecodeError, KeyFileError):
+        raise KeyUnavailable("wrapped key is malformed or of an unsupported version") from None
+    return key_id, wrapped[:header_len], wrapped[header_len:]
+
+
+class LocalKeyProvider:
+    """Master keys kept in a local JSON file, readable by its owner only.
+
+    This provider is meant for single-host deployments and development.  The file holds
+    raw key material, so its protection is exactly the file system's: the constructor path
+    refuses files that group or other users may access.
+    """
+
+    def __init__(self, path: Path, keys: Mapping[str, bytes], current: str) -> None:
+        if current not in keys:
+            raise KeyFileError("current key id is not among the keys")
+        self._path = path
+        self._keys = dict(keys)
+        self._current = current
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def current_key_id(self) -> str:
+        return self._current
+
+    @staticmethod
+    def _aad(header: bytes, context: Mapping[str, str]) -> bytes:
+        # The provider header (which names the key id) is authenticated as well, so a
+        # wrapped key cannot be relabelled as belonging to another master key version.
+        return header + canonical_context(MASTER_WRAP_LABEL, context)
+
+    def wrap(self, key: bytes, context: Mapping[str, str]) -> bytes:
+        raw_id = _check_key_id(self._current)
+        header = _PROVIDER_HEADER + bytes([len(raw_id)]) + raw_id
+        return header + wrap_key(self._keys[self._current], key, self._aad(header, context))
+
+    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        key_id, header, inner = _split_provider_wrapped(wrapped)
+        kek = self._keys.get(key_id)
+        if kek is None:
+            raise KeyUnavailable(f"master key {key_id!r} is not in {self._path}")
+        return unwrap_key(kek, inner, self._aad(header, context))
+
+    def key_ids_of(self, wrapped: bytes) -> str:
+        return _split_provider_wrapped(wrapped)[0]
+
+    @classmethod
+    def open_or_create(cls, path: Path) -> LocalKeyProvider:
+        """Open the key file at ``path``, creating it with one fresh key if it is absent."""
+        path = Path(path)
+        try:
+            return cls._open(path)
+        except FileNotFoundError:
+            pass
+        cls._create(path)
+        # Re-open through the same validating path; if another process created the file
+        # first, this loads its key instead of ours, which is what both must agree on.
+        return cls._open(path)
+
+    @classmethod
+    def _open(cls, path: Path) -> LocalKeyProvider:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            # fstat on the open descriptor checks the file we actually read, not whatever
+            # the path points to a moment later.
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise KeyFileError(f"{path} is not a regular file")
+            if st.st_mode & 0o077:
+                raise InsecureKeyFile(
+                    f"refusing to use master key file {path}: mode "
+                    f"{stat.S_IMODE(st.st_mode):04o} lets group/other users access it; "
+                    f"run `chmod 600 {path}` after checking who may have read it"
+                )
+            data = f.read()
+        keys, current = _parse_key_file(data, path)
+        return cls(path, keys, current)
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        key_id = f"mk-{secrets.token_hex(8)}"
+        doc = {
+            "format": KEY_FILE_FORMAT,
+            "current": key_id,
+            "keys": [
+                {
+                    "id": key_id,
+                    "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "key": base64.b64encode(os.urandom(KEY_SIZE)).decode("ascii"),
+                }
+            ],
+        }
+        data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        # O_EXCL with mode 0o600 means the file is created owner-only: there is no window in
+        # which it exists with looser permissions, unlike open() followed by chmod().
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                # The umask can only remove bits from 0o600; set it exactly so that an odd
+                # umask cannot leave the owner unable to read the key back.
+                os.fchmod(fd, 0o600)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                # The data must be durable before the name appears, or a crash could leave
+                # an empty key file that a restart would then refuse (or worse, replace).
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _publish(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _fsync_dir(path.parent)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Atomically give the finished temp file its final name without clobbering.
+
+    A hard link fails if ``path`` already exists, whereas rename would silently replace a
+    key file that a concurrent process created a moment earlier and may already have used
+    to wrap keys, making those keys unrecoverable.  Rename is only the fallback for file
+    systems that do not support hard links.
+    """
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return  # Another process won the race; the caller re-opens its file.
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if not path.exists():
+            os.rename(tmp, path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Persist the directory entry too; otherwise the new name can vanish after a crash.
+    try:
+        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _parse_key_file(data: bytes, path: Path) -> tuple[dict[str, bytes], str]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KeyFileError(f"{path} is not valid JSON") from exc
+    if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
+        raise KeyFileError(f"{path} is not a {KEY_FILE_FORMAT} key file")
+    entries = doc.get("keys")
+    current = doc.get("current")
+    if not isinstance(entries, list) or not entries or not isinstance(current, str):
+        raise KeyFileError(f"{path} must have a non-empty 'keys' list and a 'current' id")
+    keys: dict[str, bytes] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise KeyFileError(f"{path}: every key entry must be an object")
+        key_id, created_at, encoded = entry.get("id"), entry.get("created_at"), entry.get("key")
+        if not (
+            isinstance(key_id, str) and isinstance(created_at, str) and isinstance(encoded, str)
+        ):
+            raise KeyFileError(f"{path}: key entries need string 'id', 'created_at' and 'key'")
+        _check_key_id(key_id)
+        if key_id in keys:
+            raise KeyFileError(f"{path}: duplicate key id {key_id!r}")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise KeyFileError(f"{path}: key {key_id!r} is not valid base64") from exc
+        if len(raw) != KEY_SIZE:
+            raise KeyFileError(f"{path}: key {key_id!r} must be {KEY_SIZE} bytes")
+        keys[key_id] = raw
+    if current not in keys:
+        raise KeyFileError(f"{path}: current key id {current!r} is not among the keys")
+    return keys, current

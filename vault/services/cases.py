@@ -1,0 +1,323 @@
+"""Procurement cases: creation, listing, members and stage transitions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vault.audit.log import parse_time
+from vault.authz import CaseView
+from vault.catalog.models import Case, Document, Membership, Transition, User, Version
+from vault.domain import (
+    STAGE_INDEX,
+    DomainError,
+    validate_case_number,
+    validate_case_roles,
+    validate_stage,
+    validate_title,
+)
+from vault.errors import BadRequest, Conflict, Forbidden, NotFound
+from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
+
+# A transition "now" may be a little in the past by the time it reaches the server; anything
+# older would rewrite history that readers have already been judged against.
+_PAST_TOLERANCE = timedelta(seconds=5)
+
+
+def evaluator_ids(session: Session, case_id: str) -> set[int]:
+    """Users whose names are secret in this case: anyone holding or having written as evaluator."""
+    ids = {
+        m.user_id
+        for m in session.scalars(select(Membership).where(Membership.case_id == case_id))
+        if "evaluator" in m.role_list
+    }
+    ids.update(
+        session.scalars(
+            select(Version.created_by)
+            .join(Document, Document.id == Version.document_id)
+            .where(Document.case_id == case_id, Version.by_evaluator.is_(True))
+        )
+    )
+    return ids
+
+
+def _names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+
+
+def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
+    with ctx.scope("case.create") as ev:
+        if "procurement" not in ctx.principal.roles:
+            raise Forbidden("only procurement staff may create cases", code="procurement_required")
+        data = body.require()
+        number, title = data.get("number"), data.get("title")
+        try:
+            number = validate_case_number(number)
+            title = validate_title(title)
+        except DomainError as e:
+            raise BadRequest(e.message, code=e.code) from None
+        case_id = uuid.uuid4().hex
+        ev.set(case_id=case_id)
+        key, wrapped = ctx.vault.keys.new_case_key(case_id)
+        now = ctx.now()
+        with ctx.vault.write_session() as s:
+            if s.scalar(select(Case.id).where(Case.number == number)) is not None:
+                raise Conflict("a case with this number exists", code="case_exists")
+            assert ctx.principal.user_id is not None
+            s.add(
+                Case(
+                    id=case_id,
+                    number=number,
+                    title_sealed=ctx.vault.keys.seal_case_title(key, case_id, title),
+                    wrapped_key=wrapped,
+                    created_at=now,
+                    created_by=ctx.principal.user_id,
+                )
+            )
+            s.add(
+                Transition(
+                    id=uuid.uuid4().hex,
+                    case_id=case_id,
+                    stage="drafting",
+                    at=now,
+                    created_by=ctx.principal.user_id,
+                    created_at=now,
+                )
+            )
+            s.add(
+                Membership(
+                    case_id=case_id,
+                    user_id=ctx.principal.user_id,
+                    roles="drafter",
+                    expires_at=None,
+                    updated_at=now,
+                )
+            )
+            try:
+                s.flush()
+            except IntegrityError:
+                raise Conflict("a case with this number exists", code="case_exists") from None
+            ev.allow()
+            s.commit()
+        return {"id": case_id, "number": number, "title": title, "stage": "drafting"}
+
+
+def _case_summary(ctx: Ctx, case: Case, stage: str) -> dict[str, Any]:
+    key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
+    return {
+        "id": case.id,
+        "number": case.number,
+        "title": ctx.vault.keys.open_case_title(key, case.id, case.title_sealed),
+        "stage": stage,
+    }
+
+
+def list_cases(ctx: Ctx) -> dict[str, Any]:
+    with ctx.scope("case.list"), ctx.vault.read_session() as s:
+        if ctx.principal.overseer:
+            cases = list(s.scalars(select(Case).order_by(Case.number)))
+        else:
+            now = ctx.now()
+            cases = list(
+                s.scalars(
+                    select(Case)
+                    .join(Membership, Membership.case_id == Case.id)
+                    .where(
+                        Membership.user_id == ctx.principal.user_id,
+                        (Membership.expires_at.is_(None)) | (Membership.expires_at > now),
+                    )
+                    .order_by(Case.number)
+                )
+            )
+        out = []
+        for case in cases:
+            view = view_of(ctx, s, case.id)
+            out.append(_case_summary(ctx, case, view.stage))
+        return {"cases": out}
+
+
+def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, Any]:
+    show_evaluators = ctx.vault.guard.can_see_evaluators(view)
+    secret = set() if show_evaluators else evaluator_ids(s, case.id)
+    transitions = list(
+        s.scalars(
+            select(Transition)
+            .where(Transition.case_id == case.id, Transition.cancelled_at.is_(None))
+            .order_by(Transition.at, Transition.created_at)
+        )
+    )
+    members = list(s.scalars(select(Membership).where(Membership.case_id == case.id)))
+    names = _names(s, {t.created_by for t in transitions} | {m.user_id for m in members})
+    member_rows = []
+    for m in members:
+        roles = m.role_list
+        if not show_evaluators:
+            roles = [r for r in roles if r != "evaluator"]
+        if not roles:
+            continue
+        member_rows.append(
+            {"name": names.get(m.user_id), "roles": roles, "expires_at": iso(m.expires_at)}
+        )
+    member_rows.sort(key=lambda r: str(r["name"]))
+    return {
+        **_case_summary(ctx, case, view.stage),
+        "transitions": [
+            {
+                "id": t.id,
+                "stage": t.stage,
+                "at": iso(t.at),
+                "by": None if t.created_by in secret else names.get(t.created_by),
+            }
+            for t in transitions
+        ],
+        "members": member_rows,
+    }
+
+
+def get_case(ctx: Ctx, case_id: str) -> dict[str, Any]:
+    with ctx.scope("case.read", case_id=case_id), ctx.vault.read_session() as s:
+        case = load_case(s, case_id)
+        view = view_of(ctx, s, case.id)
+        ctx.vault.guard.require_case(view)
+        return case_detail(ctx, s, case, view)
+
+
+def _parse_expiry(value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("expires_at must be an RFC 3339 time", code="invalid_time")
+    t = parse_time(value)
+    if t <= now:
+        raise BadRequest("expires_at must be in the future", code="invalid_time")
+    return t
+
+
+def set_member(ctx: Ctx, case_id: str, name: str, body: JsonBody) -> dict[str, Any]:
+    with ctx.scope("member.set", case_id=case_id, target=name) as ev:
+        now = ctx.now()
+        with ctx.vault.write_session() as s:
+            case = load_case(s, case_id)
+            view = view_of(ctx, s, case.id, now)
+            ctx.vault.guard.require_supervisor(view, admin_ok=True, principal=ctx.principal)
+            data = body.require()
+            roles, expires_at = data.get("roles"), data.get("expires_at")
+            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+                raise BadRequest("roles must be a list of case roles", code="invalid_roles")
+            try:
+                role_list = validate_case_roles(roles)
+            except DomainError as e:
+                raise BadRequest(e.message, code=e.code) from None
+            expiry = _parse_expiry(expires_at, now)
+            user = s.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound("user not found", code="user_not_found")
+            m = s.get(Membership, (case.id, user.id))
+            if m is None:
+                m = Membership(case_id=case.id, user_id=user.id, roles="", updated_at=now)
+                s.add(m)
+            m.roles = ",".join(role_list)
+            m.expires_at = expiry
+            m.updated_at = now
+            s.flush()
+            ev.allow()
+            s.commit()
+            return {"name": user.name, "roles": role_list, "expires_at": iso(expiry)}
+
+
+def remove_member(ctx: Ctx, case_id: str, name: str) -> None:
+    with (
+        ctx.scope("member.remove", case_id=case_id, target=name) as ev,
+        ctx.vault.write_session() as s,
+    ):
+        case = load_case(s, case_id)
+        view = view_of(ctx, s, case.id)
+        ctx.vault.guard.require_supervisor(view, admin_ok=True, principal=ctx.principal)
+        user = s.scalar(select(User).where(User.name == name))
+        m = s.get(Membership, (case.id, user.id)) if user is not None else None
+        if m is None:
+            raise NotFound("membership not found", code="member_not_found")
+        s.delete(m)
+        s.flush()
+        ev.allow()
+        s.commit()
+
+
+def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
+    with ctx.scope("case.transition", case_id=case_id) as ev:
+        now = ctx.now()
+        with ctx.vault.write_session() as s:
+            case = load_case(s, case_id)
+            view = view_of(ctx, s, case.id, now)
+            ctx.vault.guard.require_supervisor(view, admin_ok=False, principal=ctx.principal)
+            data = body.require()
+            stage, at = data.get("stage"), data.get("at")
+            try:
+                stage = validate_stage(stage)
+            except DomainError as e:
+                raise BadRequest(e.message, code=e.code) from None
+            when = now
+            if at is not None:
+                if not isinstance(at, str):
+                    raise BadRequest("at must be an RFC 3339 time", code="invalid_time")
+                when = parse_time(at)
+                if when < now - _PAST_TOLERANCE:
+                    raise BadRequest("a transition cannot be back-dated", code="invalid_time")
+                when = max(when, now)
+            latest = s.scalar(
+                select(Transition)
+                .where(Transition.case_id == case.id, Transition.cancelled_at.is_(None))
+                .order_by(Transition.at.desc(), Transition.created_at.desc())
+                .limit(1)
+            )
+            # "Forward" is judged against the latest transition, scheduled or not, so a
+            # scheduled announcement cannot be overtaken by an earlier, smaller step.
+            if latest is not None and (
+                STAGE_INDEX[stage] <= STAGE_INDEX[latest.stage] or when < latest.at
+            ):
+                raise Conflict(
+                    f"transition must go forward from {latest.stage} (at {iso(latest.at)})",
+                    code="transition_not_forward",
+                )
+            assert ctx.principal.user_id is not None
+            t = Transition(
+                id=uuid.uuid4().hex,
+                case_id=case.id,
+                stage=stage,
+                at=when,
+                created_by=ctx.principal.user_id,
+                created_at=now,
+            )
+            s.add(t)
+            s.flush()
+            ev.allow(reason="scheduled" if when > now else "ok")
+            s.commit()
+            return {"id": t.id, "stage": stage, "at": iso(when)}
+
+
+def cancel_transition(ctx: Ctx, case_id: str, transition_id: str) -> None:
+    with ctx.scope("case.transition.cancel", case_id=case_id) as ev:
+        now = ctx.now()
+        with ctx.vault.write_session() as s:
+            case = load_case(s, case_id)
+            view = view_of(ctx, s, case.id, now)
+            ctx.vault.guard.require_supervisor(view, admin_ok=False, principal=ctx.principal)
+            t = s.get(Transition, transition_id) if len(transition_id) <= 32 else None
+            if t is None or t.case_id != case.id or t.cancelled_at is not None:
+                raise NotFound("transition not found", code="transition_not_found")
+            if t.at <= now:
+                raise Conflict(
+                    "only a transition still in the future can be cancelled",
+                    code="transition_in_effect",
+                )
+            t.cancelled_at = now
+            s.flush()
+            ev.allow()
+            s.commit()

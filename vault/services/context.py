@@ -1,0 +1,92 @@
+"""What every service call receives: the vault, the caller and the request's audit identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vault.audit.scope import AuditScope, RequestInfo
+from vault.authz import CaseView, Principal
+from vault.catalog.models import Case, Membership, Transition
+from vault.catalog.types import utcnow
+from vault.core import Vault
+from vault.errors import BadRequest, NotFound
+
+
+@dataclass(frozen=True)
+class JsonBody:
+    """A parsed JSON object, or the reason it could not be parsed.
+
+    Bodies are parsed here rather than by FastAPI's model binding so that a malformed body
+    reaches the service, which records the refusal in the audit log like any other.
+    """
+
+    data: dict[str, Any] | None
+    problem: str | None
+
+    def require(self) -> dict[str, Any]:
+        if self.data is None:
+            raise BadRequest(self.problem or "a JSON object is required", code="invalid_json")
+        return self.data
+
+
+@dataclass
+class Ctx:
+    vault: Vault
+    principal: Principal
+    info: RequestInfo
+
+    def scope(self, action: str, **fields: Any) -> AuditScope:
+        return AuditScope(self.vault.audit, self.info, self.principal.name, action, **fields)
+
+    @staticmethod
+    def now() -> datetime:
+        return utcnow()
+
+
+def stage_at(session: Session, case_id: str, at: datetime) -> str:
+    """The stage in force at ``at``: the latest non-cancelled transition with ``at <= t``."""
+    stage = session.scalar(
+        select(Transition.stage)
+        .where(
+            Transition.case_id == case_id,
+            Transition.cancelled_at.is_(None),
+            Transition.at <= at,
+        )
+        .order_by(Transition.at.desc(), Transition.created_at.desc())
+        .limit(1)
+    )
+    # Every case is created with its drafting transition, so None means a broken catalog.
+    return stage or "drafting"
+
+
+def active_roles(session: Session, case_id: str, user_id: int | None, at: datetime) -> list[str]:
+    """The caller's case roles that are in force now; expired memberships count as absent."""
+    if user_id is None:
+        return []
+    m = session.get(Membership, (case_id, user_id))
+    if m is None or (m.expires_at is not None and m.expires_at <= at):
+        return []
+    return m.role_list
+
+
+def load_case(session: Session, case_id: str) -> Case:
+    case = session.get(Case, case_id) if len(case_id) <= 64 else None
+    if case is None:
+        raise NotFound("case not found", code="case_not_found")
+    return case
+
+
+def view_of(ctx: Ctx, session: Session, case_id: str, at: datetime | None = None) -> CaseView:
+    at = at or ctx.now()
+    stage = stage_at(session, case_id, at)
+    roles = active_roles(session, case_id, ctx.principal.user_id, at)
+    return ctx.vault.guard.case_view(ctx.principal, case_id, stage, roles)
+
+
+def iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,268 @@
+"""Users, tokens and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from vault.audit.scope import RequestInfo
+from vault.authz import Principal
+from vault.authz.guard import ANONYMOUS
+from vault.catalog.models import Case, Membership, Token, User
+from vault.catalog.types import utcnow
+from vault.core import Vault
+from vault.domain import DomainError, validate_global_roles, validate_user_name
+from vault.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
+from vault.services.context import Ctx, JsonBody, iso
+
+TOKEN_PREFIX = "kinko_"  # noqa: S105 - a public prefix, not a secret.
+BOOTSTRAP_TTL = timedelta(days=3650)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    # A recognisable prefix lets secret scanners find leaked tokens.
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> Principal:
+    """Resolve ``Authorization: Bearer``; a missing header is anonymous, a bad one is 401.
+
+    Failed attempts are logged as ``auth.fail`` (and re-raised), so the log shows token guessing.
+    """
+    if authorization is None:
+        return ANONYMOUS
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    actor: str | None = None
+    reason = "invalid_token"
+    if scheme.lower() == "bearer" and token:
+        with vault.read_session() as s:
+            row = s.execute(
+                select(Token, User)
+                .join(User, User.id == Token.user_id)
+                .where(Token.token_hash == hash_token(token))
+            ).first()
+            if row is not None:
+                tok, user = row.tuple()
+                actor = user.name
+                if tok.revoked_at is not None:
+                    reason = "token_revoked"
+                elif tok.expires_at <= utcnow():
+                    reason = "token_expired"
+                elif user.disabled:
+                    reason = "user_disabled"
+                else:
+                    return Principal(user.id, user.name, frozenset(user.role_list))
+    else:
+        reason = "malformed_authorization"
+    ctx = Ctx(vault, Principal(None, actor), info)
+    with ctx.scope("auth.fail"):
+        raise Unauthenticated("invalid, expired or revoked token", code=reason)
+
+
+def require_signed_in(ctx: Ctx, action: str) -> None:
+    if ctx.principal.anonymous:
+        with ctx.scope("auth.fail"):
+            raise Unauthenticated("authentication required", code="missing_token")
+
+
+def bootstrap(vault: Vault) -> str | None:
+    """On first start with no users, create ``admin``; return a generated token to print once."""
+    configured = vault.settings.bootstrap_token
+    with vault.write_session() as s:
+        if s.scalar(select(func.count()).select_from(User)):
+            return None
+        token = configured.get_secret_value() if configured else new_token()
+        now = utcnow()
+        user = User(name="admin", display_name="Administrator", roles="admin", created_at=now)
+        s.add(user)
+        s.flush()
+        tok = Token(
+            id=secrets.token_hex(8),
+            user_id=user.id,
+            token_hash=hash_token(token),
+            created_at=now,
+            expires_at=now + BOOTSTRAP_TTL,
+        )
+        s.add(tok)
+        info = RequestInfo(
+            ip=None, user_agent="kinko bootstrap", device=None, request_id="bootstrap"
+        )
+        common: dict[str, Any] = {
+            "actor": None,
+            "decision": "allow",
+            "reason": "bootstrap",
+            "target": "admin",
+            "client": {"ip": info.ip, "user_agent": info.user_agent, "device": info.device},
+            "request_id": info.request_id,
+        }
+        vault.audit.append_many(
+            [{**common, "action": "user.create"}, {**common, "action": "token.create"}]
+        )
+        s.commit()
+    return None if configured else token
+
+
+def _require_admin(ctx: Ctx) -> None:
+    if "admin" not in ctx.principal.roles:
+        raise Forbidden("only an admin may manage users and tokens", code="admin_required")
+
+
+def _user(s: Any, name: str) -> User:
+    user = s.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound("user not found", code="user_not_found")
+    assert isinstance(user, User)
+    return user
+
+
+def me(ctx: Ctx) -> dict[str, Any]:
+    with ctx.scope("user.me"), ctx.vault.read_session() as s:
+        user = s.get(User, ctx.principal.user_id)
+        assert user is not None
+        now = ctx.now()
+        rows = s.execute(
+            select(Membership, Case.number)
+            .join(Case, Case.id == Membership.case_id)
+            .where(Membership.user_id == user.id)
+            .order_by(Case.number)
+        ).all()
+        memberships = [
+            {
+                "case_id": m.case_id,
+                "case_number": number,
+                "roles": m.role_list,
+                "expires_at": iso(m.expires_at),
+                "active": m.expires_at is None or m.expires_at > now,
+            }
+            for m, number in rows
+        ]
+        return {
+            "name": user.name,
+            "display_name": user.display_name,
+            "roles": user.role_list,
+            "memberships": memberships,
+        }
+
+
+def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
+    with ctx.scope("user.create") as ev:
+        _require_admin(ctx)
+        data = body.require()
+        name, display_name, roles = (
+            data.get("name"),
+            data.get("display_name"),
+            data.get("roles", []),
+        )
+        if not isinstance(name, str):
+            raise BadRequest("name is required", code="invalid_user_name")
+        ev.set(target=name)
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise BadRequest("roles must be a list of strings", code="invalid_roles")
+        if display_name is not None and not isinstance(display_name, str):
+            raise BadRequest("display_name must be a string", code="invalid_display_name")
+        try:
+            validate_user_name(name)
+            role_list = validate_global_roles(roles)
+        except DomainError as e:
+            raise BadRequest(e.message, code=e.code) from None
+        if display_name is not None and (len(display_name) > 255 or not display_name.strip()):
+            raise BadRequest("display_name must be 1-255 characters", code="invalid_display_name")
+        with ctx.vault.write_session() as s:
+            if s.scalar(select(User.id).where(User.name == name)) is not None:
+                raise Conflict("a user with this name exists", code="user_exists")
+            user = User(
+                name=name,
+                display_name=display_name,
+                roles=",".join(role_list),
+                created_at=ctx.now(),
+            )
+            s.add(user)
+            try:
+                s.flush()
+            except IntegrityError:
+                raise Conflict("a user with this name exists", code="user_exists") from None
+            out = {
+                "name": user.name,
+                "display_name": user.display_name,
+                "roles": role_list,
+                "disabled": False,
+            }
+            # The allow event is committed first, then the change: a change is never unlogged.
+            ev.allow()
+            s.commit()
+            return out
+
+
+def create_token(ctx: Ctx, name: str, body: JsonBody) -> dict[str, Any]:
+    with ctx.scope("token.create", target=name) as ev:
+        _require_admin(ctx)
+        ttl_seconds = body.require().get("ttl_seconds")
+        if ttl_seconds is not None and (
+            isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
+        ):
+            raise BadRequest("ttl_seconds must be an integer", code="invalid_ttl")
+        ttl = ctx.vault.settings.token_default_ttl_seconds if ttl_seconds is None else ttl_seconds
+        if not 60 <= ttl <= 10 * 365 * 24 * 3600:
+            raise BadRequest("ttl_seconds must be between 60 and 315360000", code="invalid_ttl")
+        with ctx.vault.write_session() as s:
+            user = _user(s, name)
+            if user.disabled:
+                raise Conflict("the user is disabled", code="user_disabled")
+            token = new_token()
+            now = ctx.now()
+            tok = Token(
+                id=secrets.token_hex(8),
+                user_id=user.id,
+                token_hash=hash_token(token),
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+            s.add(tok)
+            s.flush()
+            ev.allow()
+            s.commit()
+            return {"token": token, "id": tok.id, "expires_at": iso(tok.expires_at)}
+
+
+def revoke_token(ctx: Ctx, name: str, token_id: str) -> None:
+    with ctx.scope("token.revoke", target=name) as ev:
+        _require_admin(ctx)
+        with ctx.vault.write_session() as s:
+            user = _user(s, name)
+            tok = s.get(Token, token_id) if len(token_id) <= 32 else None
+            if tok is None or tok.user_id != user.id:
+                raise NotFound("token not found", code="token_not_found")
+            if tok.revoked_at is None:
+                tok.revoked_at = ctx.now()
+            ev.allow()
+            s.commit()
+
+
+def disable_user(ctx: Ctx, name: str) -> dict[str, Any]:
+    with ctx.scope("user.disable", target=name) as ev:
+        _require_admin(ctx)
+        with ctx.vault.write_session() as s:
+            user = _user(s, name)
+            if user.id == ctx.principal.user_id:
+                raise Conflict("you cannot disable yourself", code="cannot_disable_self")
+            user.disabled = True
+            now = ctx.now()
+            # Tokens are revoked outright, so re-enabling a user never revives an old token.
+            s.execute(
+                update(Token)
+                .where(Token.user_id == user.id, Token.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            ev.allow()
+            s.commit()
+            return {"name": user.name, "roles": user.role_list, "disabled": True}

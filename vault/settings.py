@@ -1,0 +1,81 @@
+"""One settings class for every entry point (server, CLI); values come from ``KINKO_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_policies_dir() -> Path:
+    """Where the shipped Casbin model and tables live.
+
+    An installed wheel carries them inside the package (``vault/_policies``); a source checkout
+    keeps them in the top-level ``policies/`` folder, which is the one operators edit.
+    """
+    here = Path(__file__).resolve().parent
+    packaged = here / "_policies"
+    if (packaged / "model.conf").is_file():
+        return packaged
+    return here.parent / "policies"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KINKO_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("kinko-data"))
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=0, le=65535)
+
+    # The catalog (cases, documents, versions, members, tokens) and the audit log are two
+    # stores: the audit log must be able to fail on its own, and a read must then fail too.
+    database_url: str | None = None
+    audit_database_url: str | None = None
+    storage: Literal["local"] = "local"
+    key_provider: Literal["local"] = "local"
+    policies_dir: Path = Field(default_factory=default_policies_dir)
+
+    bootstrap_token: SecretStr | None = None
+    timezone: str = "UTC"
+    # How long an audit append may wait for the audit store before the request fails with 503.
+    audit_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Largest number of events committed together by the audit writer (group commit).
+    audit_batch_max: int = Field(default=256, ge=1, le=10000)
+    token_default_ttl_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _strong_bootstrap(cls, v: SecretStr | None) -> SecretStr | None:
+        # A guessable bootstrap token would hand out the admin account, so short values are
+        # refused rather than accepted with a warning.
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("KINKO_BOOTSTRAP_TOKEN must be at least 16 characters")
+        return v
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'catalog.db'}"
+
+    @property
+    def audit_url(self) -> str:
+        return self.audit_database_url or f"sqlite:///{self.data_dir.resolve() / 'audit.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.data_dir / "master.key"
