@@ -1,0 +1,498 @@
+#!/usr/bin/env python
+"""Core benchmark: authorized content reads against a plain-uvicorn baseline, and a big round trip.
+
+    python tests/bench/bench_core.py [--quick] [--clients N] [--duration S] [--roundtrip-mib M]
+
+Prints exactly one JSON line on stdout; progress goes to stderr. Not collected by pytest (the
+file name does not match ``test_*.py``). Starts a real ``kinko serve`` (through
+``tests/conftest.py``'s ``make_server``) and ``baseline_app.py`` (uvicorn + Starlette
+``FileResponse`` serving the same bytes from disk), both on free loopback ports, on a temp dir
+that is removed at the end, also on Ctrl-C or errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+MiB = 1 << 20
+PURPOSE = "性能測定 benchmark (bench_core)"
+SHA_EVERY = 50  # each worker verifies the sha256 of its first body and of every 50th one
+
+_T0 = time.monotonic()
+_STOP = threading.Event()  # set on Ctrl-C / SIGTERM so load threads end promptly
+
+
+def log(msg: str) -> None:
+    print(f"[bench_core {time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def load_conftest() -> ModuleType:
+    """Import tests/conftest.py (make_server, free_port) without making ``tests`` a package."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location(
+        "kinko_bench_conftest", ROOT / "tests" / "conftest.py"
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load tests/conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# --------------------------------------------------------------------------------------- load
+
+
+@dataclass
+class Target:
+    label: str
+    base_url: str
+    path: str
+    headers: dict[str, str]
+    body_len: int
+    sha256: str
+    sha_header: str | None = None  # response header that must carry the sha256, if any
+
+
+@dataclass
+class LoadResult:
+    ok: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+
+
+def check_response(t: Target, resp: httpx.Response, full_hash: bool) -> str | None:
+    if resp.status_code != 200:
+        return f"status {resp.status_code}: {resp.text[:200]!r}"
+    if len(resp.content) != t.body_len:
+        return f"length {len(resp.content)} != {t.body_len}"
+    if t.sha_header is not None and resp.headers.get(t.sha_header) != t.sha256:
+        return f"{t.sha_header} header {resp.headers.get(t.sha_header)!r} != {t.sha256}"
+    if full_hash and hashlib.sha256(resp.content).hexdigest() != t.sha256:
+        return "sha256 mismatch"
+    return None
+
+
+def run_load(t: Target, clients: int, duration: float, warmup: float) -> LoadResult:
+    """N threads, each with its own keep-alive httpx.Client, reading for ``duration`` seconds.
+
+    Only requests that complete inside [start + warmup, start + warmup + duration] count.
+    """
+    results = [LoadResult() for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    window: list[float] = []
+
+    def worker(res: LoadResult) -> None:
+        with httpx.Client(base_url=t.base_url, headers=t.headers, timeout=60.0) as http:
+            barrier.wait()
+            t_begin, t_end = window
+            n = 0
+            while not _STOP.is_set():
+                start = time.monotonic()
+                if start >= t_end:
+                    break
+                try:
+                    resp = http.get(t.path)
+                    err = check_response(t, resp, full_hash=(n % SHA_EVERY == 0))
+                except httpx.HTTPError as exc:
+                    err = f"{type(exc).__name__}: {exc}"
+                done = time.monotonic()
+                n += 1
+                if done < t_begin or done > t_end:
+                    continue
+                if err is None:
+                    res.ok += 1
+                    res.latencies.append(done - start)
+                else:
+                    res.errors += 1
+                    if len(res.error_samples) < 3:
+                        res.error_samples.append(err)
+
+    threads = [threading.Thread(target=worker, args=(r,), daemon=True) for r in results]
+    for th in threads:
+        th.start()
+    now = time.monotonic()
+    window.extend([now + warmup, now + warmup + duration])
+    barrier.wait()
+    for th in threads:
+        th.join()
+    total = LoadResult()
+    for r in results:
+        total.ok += r.ok
+        total.errors += r.errors
+        total.latencies.extend(r.latencies)
+        total.error_samples.extend(r.error_samples)
+    return total
+
+
+def measure(t: Target, clients: int, duration: float, warmup: float) -> dict[str, Any]:
+    log(f"{t.label}: {clients} clients, {duration:g} s (+{warmup:g} s warm-up)")
+    r = run_load(t, clients, duration, warmup)
+    lat = sorted(r.latencies)
+
+    def pct(p: float) -> float | None:
+        return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
+
+    out = {
+        "rps": round(r.ok / duration, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "errors": r.errors,
+    }
+    log(f"{t.label}: {out}")
+    for s in r.error_samples[:5]:
+        log(f"  {t.label} error: {s}")
+    return out
+
+
+# --------------------------------------------------------------------------------------- RSS
+
+
+class RssSampler:
+    """Samples the RSS of a process (plus its children) every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.phase = "idle"
+        self.peaks: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        total: int = self.proc.memory_info().rss
+        for child in self.proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value = self.rss()
+            except psutil.Error:
+                return
+            self.samples += 1
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), value)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self) -> int:
+        return max(self.peaks.values(), default=0)
+
+
+# --------------------------------------------------------------------------------------- round trip
+
+
+def roundtrip(base_url: str, token: str, case_id: str, total: int, pid: int) -> dict[str, Any]:
+    from clients import KinkoClient
+
+    chunk = MiB
+    pool_size = 8 * MiB
+    pool = random.Random(20240601).randbytes(pool_size + chunk)
+    up_hash = hashlib.sha256()
+
+    def gen() -> Iterator[bytes]:
+        sent = 0
+        i = 0
+        while sent < total and not _STOP.is_set():
+            n = min(chunk, total - sent)
+            off = (i * 1_048_583) % pool_size  # odd stride: consecutive chunks differ
+            block = pool[off : off + n]
+            up_hash.update(block)
+            sent += n
+            i += 1
+            yield block
+
+    out: dict[str, Any] = {"roundtrip_bytes": total}
+    with KinkoClient(base_url, token, timeout=900.0) as kc, RssSampler(pid) as sampler:
+        sampler.phase = "upload"
+        log(f"round trip: uploading {total / MiB:.0f} MiB (streamed from a generator)")
+        t = time.monotonic()
+        doc = kc.create_document(case_id, "proposal", "bench round trip", gen())
+        up_s = time.monotonic() - t
+        sampler.phase = "between"
+        meta = kc.document(doc["id"])
+        v1 = next(v for v in meta["versions"] if v["version"] == doc["version"])
+        sampler.phase = "download"
+        log(f"round trip: uploaded in {up_s:.1f} s; downloading")
+        down_hash = hashlib.sha256()
+        got = 0
+        t = time.monotonic()
+        for part in kc.iter_read(doc["id"], PURPOSE, chunk_size=chunk):
+            down_hash.update(part)
+            got += len(part)
+        down_s = time.monotonic() - t
+        sampler.phase = "after"
+    want = up_hash.hexdigest()
+    ok = (
+        got == total
+        and down_hash.hexdigest() == want
+        and v1["sha256"] == want
+        and int(v1["size"]) == total
+    )
+    if not ok:
+        log(
+            f"round trip MISMATCH: got {got}/{total} bytes, down {down_hash.hexdigest()}, "
+            f"up {want}, server says {v1['sha256']} / {v1['size']}"
+        )
+    out.update(
+        {
+            "roundtrip_ok": ok,
+            "upload_s": round(up_s, 2),
+            "download_s": round(down_s, 2),
+            "upload_mb_s": round(total / 1e6 / up_s, 1),
+            "download_mb_s": round(got / 1e6 / down_s, 1) if down_s > 0 else None,
+            "peak_rss_mib": round(sampler.peak / MiB, 1),
+            "peak_rss_upload_mib": round(sampler.peaks.get("upload", 0) / MiB, 1),
+            "peak_rss_download_mib": round(sampler.peaks.get("download", 0) / MiB, 1),
+            "rss_samples": sampler.samples,
+        }
+    )
+    log(f"round trip: {out}")
+    return out
+
+
+# --------------------------------------------------------------------------------------- servers
+
+
+def start_baseline(files_dir: Path, log_path: Path, port: int) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as logf:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "baseline_app.py"),
+                "--dir",
+                str(files_dir),
+                "--port",
+                str(port),
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"baseline exited early:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"baseline did not start:\n{log_path.read_text(errors='replace')}")
+
+
+def stop_proc(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# --------------------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
+    conftest = load_conftest()
+    result: dict[str, Any] = {
+        "bench": "core",
+        "quick": args.quick,
+        "clients": args.clients,
+        "duration_s": args.duration,
+    }
+    load_start = os.getloadavg()[0]
+
+    srv = conftest.make_server(tmp)
+    cleanup.append(srv.close_clients)
+    cleanup.append(srv.stop)
+    log("starting kinko server")
+    srv.start()
+    if srv.proc is None:
+        raise RuntimeError("kinko server did not start")
+    kinko_pid = srv.proc.pid
+    log(f"kinko on {srv.base_url} (pid {kinko_pid})")
+
+    user = srv.user("bench-procurement", ["procurement"])
+    token = str(user.http.headers["Authorization"]).removeprefix("Bearer ")
+    case = user.create_case("BENCH-0001", "ベンチマーク案件")
+    rng = random.Random(4242)
+    bodies = {"4k": rng.randbytes(4096), "1m": rng.randbytes(MiB)}
+    docs = {
+        k: user.create_document(case["id"], "specification", f"bench {k}", b)["id"]
+        for k, b in bodies.items()
+    }
+    startup_rss = psutil.Process(kinko_pid).memory_info().rss
+
+    files = tmp / "baseline-files"
+    files.mkdir()
+    for k, b in bodies.items():
+        (files / f"doc_{k}.bin").write_bytes(b)
+    port = conftest.free_port()
+    log(f"starting baseline on 127.0.0.1:{port}")
+    baseline = start_baseline(files, tmp / "baseline.log", port)
+    cleanup.insert(0, lambda: stop_proc(baseline))
+
+    kinko_headers = {
+        "Authorization": f"Bearer {token}",
+        "X-Access-Purpose": quote(PURPOSE, safe=""),
+    }
+    targets: dict[str, tuple[Target, Target]] = {}
+    for k, b in bodies.items():
+        digest = hashlib.sha256(b).hexdigest()
+        targets[k] = (
+            Target(
+                f"kinko {k}",
+                srv.base_url,
+                f"/api/v1/documents/{docs[k]}/content",
+                kinko_headers,
+                len(b),
+                digest,
+                sha_header="x-kinko-sha256",
+            ),
+            Target(
+                f"baseline {k}",
+                f"http://127.0.0.1:{port}",
+                f"/files/doc_{k}.bin",
+                {},
+                len(b),
+                digest,
+            ),
+        )
+    # Fail fast if either side does not serve the right bytes at all.
+    for pair in targets.values():
+        for t in pair:
+            with httpx.Client(base_url=t.base_url, headers=t.headers, timeout=30) as http:
+                err = check_response(t, http.get(t.path), full_hash=True)
+            if err:
+                raise RuntimeError(f"{t.label}: sanity read failed: {err}")
+
+    kinko_errors = 0
+    baseline_errors = 0
+    for k in ("4k", "1m"):
+        kt, bt = targets[k]
+        km = measure(kt, args.clients, args.duration, args.warmup)
+        bm = measure(bt, args.clients, args.duration, args.warmup)
+        kinko_errors += km["errors"]
+        baseline_errors += bm["errors"]
+        result.update(
+            {
+                f"kinko_{k}_rps": km["rps"],
+                f"baseline_{k}_rps": bm["rps"],
+                f"ratio_{k}": round(km["rps"] / bm["rps"], 3) if bm["rps"] else None,
+                f"kinko_{k}_p50_ms": km["p50_ms"],
+                f"kinko_{k}_p99_ms": km["p99_ms"],
+                f"baseline_{k}_p50_ms": bm["p50_ms"],
+                f"baseline_{k}_p99_ms": bm["p99_ms"],
+            }
+        )
+    stop_proc(baseline)  # keep the round trip free of the baseline's footprint
+
+    time.sleep(1.0)
+    idle_rss = RssSampler(kinko_pid).rss()
+    rt = roundtrip(srv.base_url, token, case["id"], args.roundtrip_mib * MiB, kinko_pid)
+    if not rt["roundtrip_ok"]:
+        kinko_errors += 1
+    result.update(rt)
+    result.update(
+        {
+            "roundtrip_reduced": args.roundtrip_mib < 1024,
+            "idle_rss_mib": round(idle_rss / MiB, 1),
+            "startup_rss_mib": round(startup_rss / MiB, 1),
+            "errors": kinko_errors,
+            "baseline_errors": baseline_errors,
+            "cpu_count": os.cpu_count(),
+            "loadavg_1m_start": round(load_start, 2),
+            "loadavg_1m_end": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+        }
+    )
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="3 s per measurement, 256 MiB round trip")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+    ap.add_argument("--warmup", type=float, default=None, help="seconds excluded before each")
+    ap.add_argument("--roundtrip-mib", type=int, default=None)
+    args = ap.parse_args()
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 10.0
+    if args.warmup is None:
+        args.warmup = 0.5 if args.quick else 1.0
+    if args.roundtrip_mib is None:
+        args.roundtrip_mib = 256 if args.quick else 1024
+    if float(args.duration).is_integer():
+        args.duration = int(args.duration)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    tmp = Path(tempfile.mkdtemp(prefix="kinko-bench-"))
+    cleanup: list[Callable[[], None]] = []
+    try:
+        result = run(args, tmp, cleanup)
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    finally:
+        _STOP.set()
+        for fn in cleanup:
+            try:
+                fn()
+            except Exception as exc:  # cleanup must go on
+                log(f"cleanup: {type(exc).__name__}: {exc}")
+        for p in sorted(tmp.glob("*.log")):
+            if p.stat().st_size and (sys.exc_info()[0] is not None):
+                log(f"--- {p.name} (tail) ---\n{p.read_text(errors='replace')[-3000:]}")
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
