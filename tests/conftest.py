@@ -46,23 +46,13 @@ class KinkoServer:
     def start(self, timeout: float = 30.0) -> None:
         self.port = free_port()
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vault.cli.main",
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+        argv = [sys.executable, "-m", "vault.cli.main", "serve"]
+        argv += ["--data-dir", str(self.data_dir), "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            # The child keeps its own copy of the descriptor; ours is closed at once.
+            self.proc = subprocess.Popen(
+                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

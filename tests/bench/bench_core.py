@@ -472,6 +472,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     tmp = Path(tempfile.mkdtemp(prefix="kinko-bench-"))
     cleanup: list[Callable[[], None]] = []
     try:

@@ -55,7 +55,23 @@ class ReadOutcome:
 
 
 def read_outcome(
-    client: KinkoClient, doc_id: str, version: int | None = None, timeout: float = 60.0
+    client: KinkoClient,
+    doc_id: str,
+    version: int | None = None,
+    timeout: float = 60.0,
+    *,
+    reuse: bool = False,
+) -> ReadOutcome:
+    """One content read.  By default on a new connection, so that what an earlier failed
+    request did to a kept-alive connection cannot disturb this one."""
+    if reuse:
+        return _read_outcome(client.http, doc_id, version, timeout)
+    with httpx.Client(base_url=client.http.base_url, headers=client.http.headers) as http:
+        return _read_outcome(http, doc_id, version, timeout)
+
+
+def _read_outcome(
+    http: httpx.Client, doc_id: str, version: int | None, timeout: float
 ) -> ReadOutcome:
     params = {} if version is None else {"version": str(version)}
     status: int | None = None
@@ -64,7 +80,7 @@ def read_outcome(
     broken: str | None = None
     code: str | None = None
     try:
-        with client.http.stream(
+        with http.stream(
             "GET",
             f"/api/v1/documents/{doc_id}/content",
             params=params,

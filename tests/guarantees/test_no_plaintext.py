@@ -118,13 +118,17 @@ def test_no_plaintext_on_disk(fresh_server, stop_signal: int) -> None:
 
     leaks: list[str] = []
     total = 0
+    control = f"R8-{tag}".encode()  # the case number is stored in clear by design
+    control_seen = False
     for path in files:
         raw = path.read_bytes()
         total += len(raw)
+        control_seen = control_seen or control in raw
         for needle, what in needles.items():
             if needle in raw:
                 leaks.append(f"{path.relative_to(data_dir)}: {what}")
     assert total > 12 * 150_000  # the blobs were really scanned
+    assert control_seen, "positive control: the case number should be found in clear"
     assert not leaks, "plaintext found on disk:\n" + "\n".join(leaks)
 
     # The master key file is private to the server's user.

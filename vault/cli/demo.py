@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 
 from clients import KinkoClient
@@ -168,7 +169,9 @@ def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool) -> int
         console.print(f"[red]{data_dir} already holds a vault; the demo needs a new directory.")
         return 2
     admin_token = "kinko_demo_" + secrets.token_urlsafe(24)
-    settings = Settings(data_dir=data_dir, host=host, port=port, bootstrap_token=admin_token)
+    settings = Settings(
+        data_dir=data_dir, host=host, port=port, bootstrap_token=SecretStr(admin_token)
+    )
     config = uvicorn.Config(
         create_app(settings), host=host, port=port, log_level="warning", access_log=False
     )

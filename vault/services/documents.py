@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from vault.audit.scope import AuditScope
 from vault.catalog.models import Case, Document, IdempotencyRecord, User, Version
-from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
+from vault.crypto import IntegrityError, KeyUnavailable, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
 from vault.domain import DomainError, validate_class, validate_purpose, validate_title
 from vault.errors import (
@@ -522,8 +522,14 @@ def open_read(
         row = s.get(Version, (doc.id, grant.version))
         assert row is not None
         key = vault.keys.case_key(case.id, case.wrapped_key)
-        digest = vault.keys.open_digest(key, doc.id, row.version, row.sha256_sealed)
-        dek = vault.keys.unwrap_dek(key, doc.id, row.version, row.wrapped_dek)
+        try:
+            digest = vault.keys.open_digest(key, doc.id, row.version, row.sha256_sealed)
+            dek = vault.keys.unwrap_dek(key, doc.id, row.version, row.wrapped_dek)
+        except (KeyUnavailable, IntegrityError):
+            # A sealed field that fails to open means the catalog row was altered or moved.
+            raise IntegrityFailure(
+                "stored key material failed authentication", code="integrity_error"
+            ) from None
     try:
         reader = vault.blobs.open(row.blob_name)
     except BlobNotFound:
