@@ -143,11 +143,13 @@ def _load_document(s: Session, doc_id: str) -> tuple[Document, Case]:
 def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
     with ctx.scope("document.meta", document_id=doc_id) as ev, ctx.vault.read_session() as s:
         doc, case = _load_document(s, doc_id)
+        # The event names the case and class even when the answer is 404: only auditors see
+        # the log, and a denied attempt must be findable by case.
+        ev.set(case_id=case.id, cls=doc.doc_class)
         view = view_of(ctx, s, case.id)
         scope = ctx.vault.guard.metadata_scope(
             ctx.principal, view, doc.doc_class, doc.final_version
         )
-        ev.set(case_id=case.id, cls=doc.doc_class)
         key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
         stmt = select(Version).where(Version.document_id == doc.id).order_by(Version.version)
         if scope == "final":
@@ -286,10 +288,10 @@ def plan_version(
 ) -> WritePlan:
     with ctx.vault.read_session() as s:
         doc, case = _load_document(s, doc_id)
+        ev.set(case_id=case.id, cls=doc.doc_class)
         view = view_of(ctx, s, case.id)
         if not ctx.vault.guard.document_visible(view, doc.doc_class, doc.final_version):
             raise NotFound("document not found", code="document_not_found")
-        ev.set(case_id=case.id, cls=doc.doc_class)
         ctx.vault.guard.require_write(view, doc.doc_class)
         scope = f"version:{doc.id}:{if_match}"
         rec = _idempotent_replay(s, ctx, idem_key, scope)
@@ -438,10 +440,10 @@ def finalize(ctx: Ctx, doc_id: str, body: JsonBody) -> dict[str, Any]:
         ctx.vault.write_session() as s,
     ):
         doc, case = _load_document(s, doc_id)
+        ev.set(case_id=case.id, cls=doc.doc_class)
         view = view_of(ctx, s, case.id)
         if not ctx.vault.guard.document_visible(view, doc.doc_class, doc.final_version):
             raise NotFound("document not found", code="document_not_found")
-        ev.set(case_id=case.id, cls=doc.doc_class)
         ctx.vault.guard.require_write(view, doc.doc_class)
         version = body.require().get("version")
         if isinstance(version, bool) or not isinstance(version, int):
@@ -499,6 +501,8 @@ def open_read(
     purpose = decode_header_text(raw_purpose)
     with vault.read_session() as s:
         doc, case = _load_document(s, doc_id)
+        # An unusable purpose is still recorded (capped), so the refusal shows what was sent.
+        ev.set(case_id=case.id, cls=doc.doc_class, purpose=(purpose or None) and purpose[:500])
         view = view_of(ctx, s, case.id)
         # The public route serves disclosed final versions only, whoever asks.
         if public and not vault.guard.disclosed(doc.doc_class, view.stage, doc.final_version):
@@ -513,7 +517,6 @@ def open_read(
         )
         ev.set(case_id=case.id, cls=doc.doc_class, version=grant.version)
         usable = validate_purpose(purpose)
-        ev.set(purpose=usable if usable is not None else (purpose or None))
         if grant.purpose_required and usable is None:
             raise BadRequest(
                 "a business purpose is required in X-Access-Purpose (1-500 characters)",
