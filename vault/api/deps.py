@@ -62,7 +62,7 @@ def optional_ctx(request: Request) -> Ctx:
     vault = get_vault(request)
     info = request_info(request)
     principal = authenticate(vault, info, request.headers.get("authorization"))
-    return Ctx(vault, principal, info)
+    return Ctx(vault, principal, info, request.headers.get("idempotency-key"))
 
 
 def signed_in_ctx(ctx: Annotated[Ctx, Depends(optional_ctx)]) -> Ctx:

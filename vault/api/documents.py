@@ -14,13 +14,12 @@ from vault.api.deps import AnyCtx, Body, UserCtx, body_schema, get_vault
 from vault.api.schemas import DocumentList, FinalSet
 from vault.audit.scope import AuditScope
 from vault.errors import BadRequest
-from vault.services import documents
+from vault.services import documents, idempotency
 from vault.services.context import Ctx
 from vault.services.documents import (
     EncryptingSink,
     OpenedRead,
     WritePlan,
-    parse_idempotency_key,
     parse_if_match,
 )
 
@@ -116,7 +115,7 @@ async def create_document(
     ev = ctx.scope("document.create", case_id=case_id)
 
     async def run() -> dict[str, Any]:
-        idem = parse_idempotency_key(request.headers.get("idempotency-key"))
+        idem = idempotency.parse_key(ctx.idempotency_key)
         plan = await run_in_threadpool(
             documents.plan_create,
             ctx,
@@ -141,7 +140,7 @@ async def put_content(request: Request, ctx: UserCtx, doc_id: str) -> dict[str, 
 
     async def run() -> dict[str, Any]:
         if_match = parse_if_match(request.headers.get("if-match"))
-        idem = parse_idempotency_key(request.headers.get("idempotency-key"))
+        idem = idempotency.parse_key(ctx.idempotency_key)
         plan = await run_in_threadpool(documents.plan_version, ctx, ev, doc_id, if_match, idem)
         if plan.replay is not None:
             await run_in_threadpool(ev.allow, "idempotent_replay")

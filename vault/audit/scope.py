@@ -9,11 +9,14 @@ been: nothing is served without its record.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from vault.audit.log import AuditLog
 from vault.errors import AuditUnavailable, KinkoError
+
+log = logging.getLogger("kinko.audit")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class AuditScope:
                 self.event = self._log.append(self._record("deny", reason))
             except AuditUnavailable as audit_exc:
                 raise audit_exc from exc
+        if not isinstance(exc, KinkoError):
+            # An unexpected failure becomes a plain 500 answered by the API's own handler,
+            # rather than escaping to the server, which would drop the connection.
+            log.error("unexpected error in %s", self.action, exc_info=exc)
+            raise KinkoError("internal error") from exc
         raise exc
 
     def __enter__(self) -> AuditScope:

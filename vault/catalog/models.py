@@ -134,6 +134,6 @@ class IdempotencyRecord(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     key: Mapped[str] = mapped_column(String(200))
     scope: Mapped[str] = mapped_column(String(200))
-    document_id: Mapped[str] = mapped_column(String(32))
-    version: Mapped[int] = mapped_column(Integer)
+    resource_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -22,6 +22,7 @@ from vault.domain import (
     validate_title,
 )
 from vault.errors import BadRequest, Conflict, Forbidden, NotFound
+from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
 
 # A transition "now" may be a little in the past by the time it reaches the server; anything
@@ -63,11 +64,19 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             title = validate_title(title)
         except DomainError as e:
             raise BadRequest(e.message, code=e.code) from None
+        idem_key = idempotency.parse_key(ctx.idempotency_key)
+        idem_scope = f"case.create:{number}"
         case_id = uuid.uuid4().hex
-        ev.set(case_id=case_id)
         key, wrapped = ctx.vault.keys.new_case_key(case_id)
         now = ctx.now()
         with ctx.vault.write_session() as s:
+            rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
+            if rec is not None:
+                ev.set(case_id=rec.resource_id)
+                old = load_case(s, rec.resource_id)
+                ev.allow(reason="idempotent_replay")
+                return _case_summary(ctx, old, view_of(ctx, s, old.id).stage)
+            ev.set(case_id=case_id)
             if s.scalar(select(Case.id).where(Case.number == number)) is not None:
                 raise Conflict("a case with this number exists", code="case_exists")
             assert ctx.principal.user_id is not None
@@ -100,6 +109,7 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
                     updated_at=now,
                 )
             )
+            idempotency.remember(s, ctx, idem_key, idem_scope, case_id)
             try:
                 s.flush()
             except IntegrityError:
@@ -263,6 +273,14 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
                 stage = validate_stage(stage)
             except DomainError as e:
                 raise BadRequest(e.message, code=e.code) from None
+            idem_key = idempotency.parse_key(ctx.idempotency_key)
+            idem_scope = f"case.transition:{case.id}:{stage}:{at}"
+            rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
+            if rec is not None:
+                done = s.get(Transition, rec.resource_id)
+                assert done is not None
+                ev.allow(reason="idempotent_replay")
+                return {"id": done.id, "stage": done.stage, "at": iso(done.at)}
             when = now
             if at is not None:
                 if not isinstance(at, str):
@@ -296,6 +314,7 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
                 created_at=now,
             )
             s.add(t)
+            idempotency.remember(s, ctx, idem_key, idem_scope, t.id)
             s.flush()
             ev.allow(reason="scheduled" if when > now else "ok")
             s.commit()

@@ -39,6 +39,8 @@ class Ctx:
     vault: Vault
     principal: Principal
     info: RequestInfo
+    # The raw Idempotency-Key header; services parse it inside their audit scope.
+    idempotency_key: str | None = None
 
     def scope(self, action: str, **fields: Any) -> AuditScope:
         return AuditScope(self.vault.audit, self.info, self.principal.name, action, **fields)

@@ -30,6 +30,7 @@ from vault.errors import (
     NotFound,
     PreconditionFailed,
 )
+from vault.services import idempotency
 from vault.services.cases import evaluator_ids
 from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
 from vault.storage import BlobNotFound, BlobReader, BlobWriter
@@ -64,14 +65,6 @@ def parse_if_match(value: str | None) -> int | None:
     if not v.isdigit():
         raise BadRequest('If-Match must be a version ETag such as "3"', code="invalid_if_match")
     return int(v)
-
-
-def parse_idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not 1 <= len(value) <= 200 or not value.isprintable():
-        raise BadRequest("Idempotency-Key must be 1-200 printable characters", code="invalid_key")
-    return value
 
 
 # -- listing and metadata ------------------------------------------------------------------------
@@ -199,25 +192,8 @@ class WritePlan:
     replay: dict[str, Any] | None = None
 
 
-def _idempotent_replay(
-    s: Session, ctx: Ctx, key: str | None, scope: str
-) -> IdempotencyRecord | None:
-    if key is None:
-        return None
-    rec = s.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == ctx.principal.user_id, IdempotencyRecord.key == key
-        )
-    )
-    if rec is not None and rec.scope != scope:
-        raise Conflict(
-            "this Idempotency-Key was used for a different request", code="idempotency_key_reused"
-        )
-    return rec
-
-
 def _replay_result(ctx: Ctx, s: Session, rec: IdempotencyRecord, create: bool) -> dict[str, Any]:
-    doc = s.get(Document, rec.document_id)
+    doc = s.get(Document, rec.resource_id)
     assert doc is not None
     if not create:
         return {"version": rec.version}
@@ -260,7 +236,7 @@ def plan_create(
         except DomainError as e:
             raise BadRequest(e.message, code=e.code) from None
         scope = f"create:{case.id}:{klass}"
-        rec = _idempotent_replay(s, ctx, idem_key, scope)
+        rec = idempotency.lookup(s, ctx, idem_key, scope)
         key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
         plan = WritePlan(
             case_id=case.id,
@@ -279,7 +255,7 @@ def plan_create(
         )
         if rec is not None:
             plan.replay = _replay_result(ctx, s, rec, create=True)
-            ev.set(document_id=rec.document_id, version=rec.version)
+            ev.set(document_id=rec.resource_id, version=rec.version)
         return plan
 
 
@@ -294,7 +270,7 @@ def plan_version(
             raise NotFound("document not found", code="document_not_found")
         ctx.vault.guard.require_write(view, doc.doc_class)
         scope = f"version:{doc.id}:{if_match}"
-        rec = _idempotent_replay(s, ctx, idem_key, scope)
+        rec = idempotency.lookup(s, ctx, idem_key, scope)
         key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
         plan = WritePlan(
             case_id=case.id,
@@ -358,10 +334,10 @@ def commit_write(
             case = load_case(s, plan.case_id)
             view = view_of(ctx, s, case.id, now)
             vault.guard.require_write(view, plan.cls)
-            rec = _idempotent_replay(s, ctx, plan.idem_key, plan.idem_scope)
+            rec = idempotency.lookup(s, ctx, plan.idem_key, plan.idem_scope)
             if rec is not None:
                 vault.blobs.delete(blob_name)
-                ev.set(document_id=rec.document_id, version=rec.version)
+                ev.set(document_id=rec.resource_id, version=rec.version)
                 result = _replay_result(ctx, s, rec, create=plan.create)
                 ev.allow(reason="idempotent_replay")
                 return result
@@ -411,17 +387,7 @@ def commit_write(
                 )
             )
             doc.latest_version = plan.version
-            if plan.idem_key is not None:
-                s.add(
-                    IdempotencyRecord(
-                        user_id=ctx.principal.user_id,
-                        key=plan.idem_key,
-                        scope=plan.idem_scope,
-                        document_id=plan.doc_id,
-                        version=plan.version,
-                        created_at=now,
-                    )
-                )
+            idempotency.remember(s, ctx, plan.idem_key, plan.idem_scope, plan.doc_id, plan.version)
             s.flush()
             ev.set(document_id=plan.doc_id, version=plan.version)
             ev.allow()

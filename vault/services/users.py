@@ -18,6 +18,7 @@ from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.domain import DomainError, validate_global_roles, validate_user_name
 from vault.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
+from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso
 
 TOKEN_PREFIX = "kinko_"  # noqa: S105 - a public prefix, not a secret.
@@ -125,6 +126,15 @@ def _user(s: Any, name: str) -> User:
     return user
 
 
+def _user_out(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "display_name": user.display_name,
+        "roles": user.role_list,
+        "disabled": user.disabled,
+    }
+
+
 def me(ctx: Ctx) -> dict[str, Any]:
     with ctx.scope("user.me"), ctx.vault.read_session() as s:
         user = s.get(User, ctx.principal.user_id)
@@ -177,7 +187,14 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             raise BadRequest(e.message, code=e.code) from None
         if display_name is not None and (len(display_name) > 255 or not display_name.strip()):
             raise BadRequest("display_name must be 1-255 characters", code="invalid_display_name")
+        idem_key = idempotency.parse_key(ctx.idempotency_key)
+        idem_scope = f"user.create:{name}"
         with ctx.vault.write_session() as s:
+            rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
+            if rec is not None:
+                old = _user(s, name)
+                ev.allow(reason="idempotent_replay")
+                return _user_out(old)
             if s.scalar(select(User.id).where(User.name == name)) is not None:
                 raise Conflict("a user with this name exists", code="user_exists")
             user = User(
@@ -191,12 +208,8 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
                 s.flush()
             except IntegrityError:
                 raise Conflict("a user with this name exists", code="user_exists") from None
-            out = {
-                "name": user.name,
-                "display_name": user.display_name,
-                "roles": role_list,
-                "disabled": False,
-            }
+            idempotency.remember(s, ctx, idem_key, idem_scope, str(user.id))
+            out = _user_out(user)
             # The allow event is committed first, then the change: a change is never unlogged.
             ev.allow()
             s.commit()
@@ -206,6 +219,13 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
 def create_token(ctx: Ctx, name: str, body: JsonBody) -> dict[str, Any]:
     with ctx.scope("token.create", target=name) as ev:
         _require_admin(ctx)
+        if ctx.idempotency_key is not None:
+            # A token is shown once and only its hash is kept, so a replay could not return
+            # the first result; refusing is safer than minting a second token silently.
+            raise BadRequest(
+                "token creation does not take an Idempotency-Key: the token is shown only once",
+                code="idempotency_not_supported",
+            )
         ttl_seconds = body.require().get("ttl_seconds")
         if ttl_seconds is not None and (
             isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
