@@ -23,6 +23,10 @@ def make_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_s}
+        # Requests run on up to 40 worker threads; a pool smaller than that would open and
+        # close overflow connections under load, each paying the connect pragmas again.
+        kwargs["pool_size"] = 32
+        kwargs["max_overflow"] = 16
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         busy_ms = int(busy_timeout_s * 1000)
@@ -33,7 +37,10 @@ def make_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:
             # below decides how each transaction starts.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            # WAL persists in the database file; asking again on every connection would take
+            # a lock each time, so it is only set when the file is not in WAL mode yet.
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
