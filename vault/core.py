@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit.log import AuditLog
+from vault.audit.signing import load_or_create_signer
 from vault.authz import Guard
 from vault.crypto import KeyProvider, LocalKeyProvider
 from vault.db import AUDIT_MIGRATIONS, CATALOG_MIGRATIONS, make_engine, upgrade, writer
@@ -63,6 +64,8 @@ class Vault:
             audit_engine,
             timeout=settings.audit_timeout_seconds,
             batch_max=settings.audit_batch_max,
+            signer=load_or_create_signer(data_dir),
+            checkpoint_interval=settings.checkpoint_interval_seconds,
         )
         if start_audit_writer:
             audit.start()

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     audit_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Largest number of events committed together by the audit writer (group commit).
     audit_batch_max: int = Field(default=256, ge=1, le=10000)
+    # Checkpoints are cut at least this often while events arrive (SPEC §5: at most 10 s).
+    checkpoint_interval_seconds: float = Field(default=10.0, gt=0, le=10)
     token_default_ttl_seconds: int = Field(default=90 * 24 * 3600, ge=60)
 
     @field_validator("timezone")

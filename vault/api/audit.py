@@ -1,13 +1,33 @@
+"""Audit routes: event queries, the latest signed checkpoint, its verifier key, and proofs."""
+
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
 
 from vault.api.deps import UserCtx
-from vault.errors import BadRequest, Forbidden
+from vault.errors import BadRequest, Forbidden, NotFound
+from vault.services.context import Ctx
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+def _require_auditor(ctx: Ctx) -> None:
+    if "auditor" not in ctx.principal.roles:
+        raise Forbidden("only auditors may use the audit log", code="auditor_required")
+
+
+def _int(raw: str | None, name: str, default: int | None = None) -> int:
+    if raw is None:
+        if default is None:
+            raise BadRequest(f"{name} is required", code=f"invalid_{name}")
+        return default
+    if not raw.lstrip("-").isdigit() or len(raw) > 18:
+        raise BadRequest(f"{name} must be an integer", code=f"invalid_{name}")
+    return int(raw)
 
 
 @router.get("/events")
@@ -24,14 +44,7 @@ def audit_events(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     with ctx.scope("audit.query", case_id=case_id, document_id=document_id) as ev:
-        if "auditor" not in ctx.principal.roles:
-            raise Forbidden("only auditors may query the audit log", code="auditor_required")
-        if limit is None:
-            n = 100
-        elif limit.lstrip("-").isdigit() and len(limit) < 10:
-            n = int(limit)
-        else:
-            raise BadRequest("limit must be an integer", code="invalid_limit")
+        _require_auditor(ctx)
         events, next_cursor = ctx.vault.audit.query(
             actor=actor,
             case_id=case_id,
@@ -40,9 +53,55 @@ def audit_events(
             decision=decision,
             since=since,
             until=until,
-            limit=n,
+            limit=_int(limit, "limit", 100),
             cursor=cursor,
         )
         # The query's own event is written before the answer leaves, like every other.
         ev.allow()
         return {"events": events, "next_cursor": next_cursor}
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+def checkpoint(ctx: UserCtx) -> PlainTextResponse:
+    with ctx.scope("audit.checkpoint.read"):
+        _require_auditor(ctx)
+        note = ctx.vault.audit.latest_checkpoint()
+        if note is None:
+            raise NotFound("no checkpoint has been cut yet", code="no_checkpoint")
+    return PlainTextResponse(note)
+
+
+@router.get("/public-key", response_class=PlainTextResponse)
+def public_key(ctx: UserCtx) -> PlainTextResponse:
+    with ctx.scope("audit.public_key.read"):
+        _require_auditor(ctx)
+        signer = ctx.vault.audit.signer
+        if signer is None:
+            raise NotFound("no checkpoint signing key", code="no_signing_key")
+    return PlainTextResponse(signer.verifier_key() + "\n")
+
+
+@router.get("/proofs/inclusion")
+def inclusion(ctx: UserCtx, seq: str | None = None, size: str | None = None) -> dict[str, Any]:
+    with ctx.scope("audit.proof"):
+        _require_auditor(ctx)
+        index, tree_size = _int(seq, "seq"), _int(size, "size")
+        hashes = ctx.vault.audit.inclusion_proof(index, tree_size)
+        return {
+            "leaf_index": index,
+            "tree_size": tree_size,
+            "hashes": [base64.b64encode(h).decode() for h in hashes],
+        }
+
+
+@router.get("/proofs/consistency")
+def consistency(ctx: UserCtx, old: str | None = None, new: str | None = None) -> dict[str, Any]:
+    with ctx.scope("audit.proof"):
+        _require_auditor(ctx)
+        old_size, new_size = _int(old, "old"), _int(new, "new")
+        hashes = ctx.vault.audit.consistency_proof(old_size, new_size)
+        return {
+            "old_size": old_size,
+            "new_size": new_size,
+            "hashes": [base64.b64encode(h).decode() for h in hashes],
+        }

@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+import logging
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
-from vault.audit.models import AuditEvent
+from vault.audit.bundle import checkpoint_reason
+from vault.audit.merkle import leaf_hash
+from vault.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode
+from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint
+from vault.audit.tree import TreeReader
 from vault.errors import AuditUnavailable, BadRequest
+
+log = logging.getLogger("kinko.audit")
 
 EVENT_FIELDS = (
     "seq",
@@ -51,10 +58,6 @@ def canonical_bytes(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def leaf_hash(canonical: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + canonical).digest()
-
-
 def format_time(t: datetime) -> str:
     """RFC 3339 UTC with fixed microsecond width, so string order equals time order."""
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -70,6 +73,9 @@ def parse_time(value: str) -> datetime:
     return t
 
 
+_IDLE: Any = object()
+
+
 @dataclass
 class _Pending:
     record: dict[str, Any]
@@ -77,11 +83,21 @@ class _Pending:
 
 
 class AuditLog:
-    def __init__(self, engine: Engine, *, timeout: float = 5.0, batch_max: int = 256) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        timeout: float = 5.0,
+        batch_max: int = 256,
+        signer: NoteSigner | None = None,
+        checkpoint_interval: float = 10.0,
+    ) -> None:
         self._engine = engine.execution_options(kinko_write=True)
         self._read_engine = engine
         self._timeout = timeout
         self._batch_max = batch_max
+        self._signer = signer
+        self._checkpoint_interval = checkpoint_interval
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -124,8 +140,24 @@ class AuditLog:
             raise AuditUnavailable(f"the audit log could not be written: {exc}") from exc
 
     def _run(self) -> None:
+        last_cut = time.monotonic()
         while True:
-            first = self._queue.get()
+            # Waking up at least once a second lets the writer cut a checkpoint on time even
+            # when the last events arrived just after the previous one.
+            try:
+                first = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                first = _IDLE
+            if self._signer is not None and (
+                time.monotonic() - last_cut >= self._checkpoint_interval
+            ):
+                last_cut = time.monotonic()
+                try:
+                    self.cut_checkpoint()
+                except Exception:
+                    log.exception("could not cut an audit checkpoint")
+            if first is _IDLE:
+                continue
             if first is None:
                 return
             batch = [first]
@@ -152,36 +184,151 @@ class AuditLog:
                 return
 
     def _commit(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._engine.begin() as conn:
+            return self.insert_events(conn, records)
+
+    def insert_events(
+        self, conn: Connection, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Insert events and the tree nodes they complete, inside the caller's transaction."""
         now = format_time(datetime.now(UTC))
         events: list[dict[str, Any]] = []
-        with self._engine.begin() as conn:
-            # The next seq is read inside the write transaction, so appends from another
-            # process (the CLI) interleave without gaps or duplicates.
-            last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
-            seq = -1 if last is None else int(last)
-            rows = []
-            for rec in records:
-                seq += 1
-                event = {k: rec.get(k) for k in EVENT_FIELDS}
-                event["seq"] = seq
-                event["time"] = now
-                canon = canonical_bytes(event)
-                rows.append(
-                    {
-                        "seq": seq,
-                        "time": now,
-                        "actor": event["actor"],
-                        "action": event["action"],
-                        "decision": event["decision"],
-                        "case_id": event["case_id"],
-                        "document_id": event["document_id"],
-                        "canonical": canon,
-                        "leaf_hash": leaf_hash(canon),
-                    }
-                )
-                events.append(event)
-            conn.execute(insert(AuditEvent), rows)
+        # The next seq is read inside the write transaction, so appends from another process
+        # (the CLI) interleave without gaps or duplicates.
+        last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
+        seq = -1 if last is None else int(last)
+        compact = TreeReader(conn).compact_range(seq + 1)
+        rows = []
+        nodes: list[dict[str, object]] = []
+        for rec in records:
+            seq += 1
+            event = {k: rec.get(k) for k in EVENT_FIELDS}
+            event["seq"] = seq
+            event["time"] = now
+            canon = canonical_bytes(event)
+            leaf = leaf_hash(canon)
+            rows.append(
+                {
+                    "seq": seq,
+                    "time": now,
+                    "actor": event["actor"],
+                    "action": event["action"],
+                    "decision": event["decision"],
+                    "case_id": event["case_id"],
+                    "document_id": event["document_id"],
+                    "canonical": canon,
+                    "leaf_hash": leaf,
+                }
+            )
+            # Level 0 is the leaf itself, stored with its event; the rest are tree rows.
+            nodes.extend(
+                {"level": lvl, "idx": idx, "hash": h}
+                for lvl, idx, h in compact.append(leaf)
+                if lvl > 0
+            )
+            events.append(event)
+        conn.execute(insert(AuditEvent), rows)
+        if nodes:
+            conn.execute(insert(AuditTreeNode), nodes)
         return events
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def cut_checkpoint(self, *, force: bool = False) -> str | None:
+        """Sign a checkpoint over every event so far; returns the note, or None if not needed.
+
+        The periodic cut skips a log whose only new event is the previous cut's own
+        ``audit.checkpoint`` event, so an idle log does not checkpoint itself for ever;
+        ``force`` (``kinko audit checkpoint``) cuts whenever the log has grown at all.
+        """
+        if self._signer is None:
+            raise RuntimeError("no checkpoint signing key configured")
+        with self._engine.begin() as conn:
+            size = conn.execute(text("SELECT COUNT(*) FROM audit_events")).scalar() or 0
+            last = conn.execute(
+                select(AuditCheckpoint.size, AuditCheckpoint.time, AuditCheckpoint.note)
+                .order_by(AuditCheckpoint.size.desc())
+                .limit(1)
+            ).first()
+            last_size = last.size if last is not None else 0
+            if size == 0 or size <= last_size:
+                return last.note if (force and last is not None) else None
+            if not force and size == last_size + 1:
+                only = conn.execute(
+                    select(AuditEvent.action).where(AuditEvent.seq == last_size)
+                ).scalar()
+                if only == "audit.checkpoint":
+                    return None
+            root = TreeReader(conn).root(size)
+            when = datetime.now(UTC)
+            if last is not None:
+                # Checkpoint times must strictly increase even if the clock stepped back.
+                floor = parse_time(last.time) + timedelta(microseconds=1)
+                when = max(when, floor)
+            cp = Checkpoint(origin=self._signer.name, size=size, root=root, time=when)
+            note = self._signer.sign(format_checkpoint(cp))
+            conn.execute(
+                insert(AuditCheckpoint).values(
+                    size=size, root=root, time=format_time(when), note=note
+                )
+            )
+            # The log records its own checkpoints, so a checkpoint deleted from an export is
+            # noticed by the verifier: the event naming it is still there.
+            self.insert_events(
+                conn,
+                [
+                    {
+                        "action": "audit.checkpoint",
+                        "decision": "allow",
+                        "reason": checkpoint_reason(size, root),
+                    }
+                ],
+            )
+            return note
+
+    def latest_checkpoint(self) -> str | None:
+        with self._read_engine.connect() as conn:
+            note = conn.execute(
+                select(AuditCheckpoint.note).order_by(AuditCheckpoint.size.desc()).limit(1)
+            ).scalar()
+        return None if note is None else str(note)
+
+    def checkpoints(self, conn: Connection) -> list[str]:
+        return [
+            str(n)
+            for n in conn.execute(select(AuditCheckpoint.note).order_by(AuditCheckpoint.size))
+            .scalars()
+            .all()
+        ]
+
+    @property
+    def signer(self) -> NoteSigner | None:
+        return self._signer
+
+    # -- proofs --------------------------------------------------------------------------------
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self._read_engine.connect() as conn:
+            current = self.size_in(conn)
+            if not 0 <= index < size <= current:
+                raise BadRequest(f"need 0 <= seq < size <= {current}", code="invalid_proof_request")
+            return TreeReader(conn).inclusion(index, size)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        with self._read_engine.connect() as conn:
+            current = self.size_in(conn)
+            if not 0 <= old <= new <= current:
+                raise BadRequest(f"need 0 <= old <= new <= {current}", code="invalid_proof_request")
+            return TreeReader(conn).consistency(old, new)
+
+    def root(self, size: int) -> bytes:
+        with self._read_engine.connect() as conn:
+            return TreeReader(conn).root(size)
+
+    @staticmethod
+    def size_in(conn: Connection) -> int:
+        last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
+        return 0 if last is None else int(last) + 1
 
     # -- querying ------------------------------------------------------------------------------
 
@@ -231,8 +378,7 @@ class AuditLog:
 
     def size(self) -> int:
         with self._read_engine.connect() as conn:
-            last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
-        return 0 if last is None else int(last) + 1
+            return self.size_in(conn)
 
 
 def encode_cursor(seq: int) -> str:

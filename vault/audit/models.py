@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -34,3 +34,28 @@ class AuditEvent(AuditBase):
     # the next phase is built over exactly these bytes.
     canonical: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditTreeNode(AuditBase):
+    """A perfect subtree of the Merkle tree above the leaves (level >= 1)."""
+
+    __tablename__ = "audit_tree"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditCheckpoint(AuditBase):
+    """Every signed checkpoint ever cut, kept for ever."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    time: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text)

@@ -57,7 +57,7 @@ class AuditScope:
     def done(self) -> bool:
         return self.event is not None
 
-    def _record(self, decision: str, reason: str) -> dict[str, Any]:
+    def record(self, decision: str, reason: str) -> dict[str, Any]:
         return {
             "actor": self.actor,
             "action": self.action,
@@ -75,7 +75,7 @@ class AuditScope:
     def allow(self, reason: str = "ok") -> dict[str, Any]:
         if self.event is not None:
             raise RuntimeError("audit event already written for this request")
-        self.event = self._log.append(self._record("allow", reason))
+        self.event = self._log.append(self.record("allow", reason))
         return self.event
 
     def fail(self, exc: BaseException) -> NoReturn:
@@ -85,7 +85,7 @@ class AuditScope:
         if self.event is None:
             reason = exc.code if isinstance(exc, KinkoError) else "internal_error"
             try:
-                self.event = self._log.append(self._record("deny", reason))
+                self.event = self._log.append(self.record("deny", reason))
             except AuditUnavailable as audit_exc:
                 raise audit_exc from exc
         if not isinstance(exc, KinkoError):

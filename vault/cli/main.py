@@ -66,5 +66,16 @@ def demo(
     raise typer.Exit(run_demo(data_dir=data_dir, host=host, port=port, check=check))
 
 
+def _register_subcommands() -> None:
+    # Imported here so that ``kinko serve`` does not pay for tools it does not use.
+    from vault.cli.audit import audit_app
+    from vault.cli.review import review_app
+
+    app.add_typer(audit_app, name="audit", help="Audit log: query, checkpoints, export, verify.")
+    app.add_typer(review_app, name="review", help="Access review (点検・確認) reports.")
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     app()

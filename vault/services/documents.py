@@ -515,7 +515,8 @@ def open_read(
             "stored content failed authentication", code="integrity_error"
         ) from None
     try:
-        ev.allow()
+        # "disclosed" marks a read that needs no purpose and opens no access review (§6).
+        ev.allow(reason="disclosed" if not grant.purpose_required else "ok")
     except BaseException:
         chunks.close()
         raise

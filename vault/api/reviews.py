@@ -1,0 +1,75 @@
+"""Access review routes (SPEC §6, §7 ``/api/v1/reviews*``): thin, the service does the work."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from vault.api.deps import Body, UserCtx, body_schema
+from vault.reviews import service
+
+router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
+
+
+class ReviewDecision(BaseModel):
+    verdict: Literal["confirmed", "flagged"]
+    note: str | None = Field(default=None, max_length=service.NOTE_MAX)
+
+
+def wants_csv(accept: str | None) -> bool:
+    """Whether the Accept header prefers ``text/csv`` to JSON (ties go to the explicit type)."""
+    if not accept:
+        return False
+    best: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        best[media] = max(best.get(media, 0.0), q)
+    csv_q = best.get("text/csv", 0.0)
+    json_q = best.get("application/json", 0.0)
+    return csv_q > 0 and csv_q >= json_q
+
+
+@router.get("")
+def list_reviews(ctx: UserCtx, status: str | None = None) -> dict[str, Any]:
+    return service.list_items(ctx, status)
+
+
+@router.get("/report", responses={200: {"content": {"text/csv": {}}}})
+def review_report(
+    ctx: UserCtx,
+    request: Request,
+    date: str | None = None,
+    fmt: Annotated[str | None, Query(alias="format")] = None,
+) -> Response:
+    rep = service.daily_report(ctx, date, fmt)
+    if fmt == "csv" or (fmt is None and wants_csv(request.headers.get("accept"))):
+        return Response(
+            content=service.report_csv(rep).encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="kinko-review-{rep["date"]}.csv"'
+            },
+        )
+    return JSONResponse(rep)
+
+
+@router.get("/coverage")
+def review_coverage(ctx: UserCtx, older_than_days: str | None = None) -> dict[str, Any]:
+    return service.coverage(ctx, older_than_days)
+
+
+@router.post("/{seq}", openapi_extra=body_schema(ReviewDecision))
+def submit_review(ctx: UserCtx, seq: str, body: Body) -> dict[str, Any]:
+    return service.submit(ctx, seq, body)

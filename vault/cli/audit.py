@@ -1,0 +1,252 @@
+"""``kinko audit …``: tools for auditors that work on a data directory or on an export bundle.
+
+Every command that touches the store opens the data directory directly, also while a server is
+running on it; SQLite's WAL lets them read a consistent snapshot beside the server, and what
+they write (a checkpoint) is what the server's API returns next.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from vault.audit.bundle import verify_bundle, write_bundle
+from vault.audit.models import AuditEvent
+from vault.audit.tree import TreeReader
+from vault.core import Vault
+from vault.errors import KinkoError
+
+audit_app = typer.Typer(no_args_is_help=True)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
+]
+
+
+def _open(data_dir: Path | None) -> Vault:
+    from vault.cli.main import load_settings
+
+    settings = load_settings(data_dir)
+    if not (settings.data_dir / "audit.db").exists():
+        err_console.print(f"[red]no vault in {settings.data_dir}")
+        raise typer.Exit(2)
+    return Vault.open(settings, start_audit_writer=False)
+
+
+@audit_app.command("public-key")
+def public_key(data_dir: DataDir = None) -> None:
+    """Print the checkpoint verifier key (signed-note format name+hash+base64)."""
+    vault = _open(data_dir)
+    try:
+        assert vault.audit.signer is not None
+        print(vault.audit.signer.verifier_key())
+    finally:
+        vault.close()
+
+
+@audit_app.command("checkpoint")
+def checkpoint(data_dir: DataDir = None) -> None:
+    """Cut a signed checkpoint over every event so far and print it."""
+    vault = _open(data_dir)
+    try:
+        note = vault.audit.cut_checkpoint(force=True)
+        if note is None:
+            err_console.print("[yellow]the audit log is empty; nothing to checkpoint")
+            raise typer.Exit(1)
+        sys.stdout.write(note)
+    finally:
+        vault.close()
+
+
+@audit_app.command("query")
+def query(
+    data_dir: DataDir = None,
+    actor: Annotated[str | None, typer.Option(help="Only events of this user.")] = None,
+    case_id: Annotated[str | None, typer.Option(help="Only events of this case.")] = None,
+    document_id: Annotated[str | None, typer.Option(help="Only events of this document.")] = None,
+    action: Annotated[str | None, typer.Option(help="e.g. document.read")] = None,
+    decision: Annotated[str | None, typer.Option(help="allow or deny")] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339 time, exclusive.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events (0 = all).")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Query the audit log with the API's filters; a table, or JSON lines with --json."""
+    vault = _open(data_dir)
+    try:
+        events = list(
+            _query_all(vault, actor, case_id, document_id, action, decision, since, until, limit)
+        )
+    except KinkoError as exc:
+        err_console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        vault.close()
+    if as_json:
+        for ev in events:
+            print(json.dumps(ev, ensure_ascii=False, sort_keys=True))
+        return
+    table = Table(
+        "seq", "time", "actor", "action", "decision", "reason", "case", "document", "purpose"
+    )
+    for ev in events:
+        table.add_row(
+            str(ev["seq"]),
+            ev["time"],
+            ev["actor"] or "-",
+            ev["action"],
+            ev["decision"],
+            ev["reason"] or "",
+            (ev["case_id"] or "")[:8],
+            (ev["document_id"] or "")[:8],
+            ev["purpose"] or "",
+        )
+    console.print(table)
+
+
+def _query_all(
+    vault: Vault,
+    actor: str | None,
+    case_id: str | None,
+    document_id: str | None,
+    action: str | None,
+    decision: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> Iterator[dict[str, Any]]:
+    cursor: str | None = None
+    left = limit if limit > 0 else None
+    while True:
+        page, cursor = vault.audit.query(
+            actor=actor,
+            case_id=case_id,
+            document_id=document_id,
+            action=action,
+            decision=decision,
+            since=since,
+            until=until,
+            limit=1000 if left is None else min(1000, left),
+            cursor=cursor,
+        )
+        yield from page
+        if left is not None:
+            left -= len(page)
+            if left <= 0:
+                return
+        if cursor is None:
+            return
+
+
+def export_snapshot(vault: Vault, out: Path, since_seq: int = 0) -> int:
+    """Write one consistent snapshot of the log as a bundle; returns the number of events."""
+    signer = vault.audit.signer
+    assert signer is not None
+    with vault.audit_engine.connect() as conn, conn.begin():
+        # Everything below is read inside one transaction: SQLite's WAL gives it one snapshot,
+        # so events, tree and checkpoints agree even while the server keeps appending.
+        size = vault.audit.size_in(conn)
+        first = min(max(since_seq, 0), size)
+        frontier = TreeReader(conn).frontier(first) if first > 0 else None
+        checkpoints = vault.audit.checkpoints(conn)
+        rows = conn.execution_options(yield_per=10_000).execute(
+            select(AuditEvent.canonical)
+            .where(AuditEvent.seq >= first, AuditEvent.seq < size)
+            .order_by(AuditEvent.seq)
+        )
+        write_bundle(
+            out,
+            (bytes(r[0]) for r in rows),
+            checkpoints,
+            signer.verifier_key(),
+            signer.name,
+            first,
+            frontier,
+        )
+    return size - first
+
+
+@audit_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="New directory to write the bundle to.")],
+    data_dir: DataDir = None,
+    since_seq: Annotated[int, typer.Option("--since-seq", help="First event to include.")] = 0,
+) -> None:
+    """Export events, every checkpoint and the verifier key as one consistent bundle."""
+    if out.exists():
+        err_console.print(f"[red]{out} exists; give a new directory")
+        raise typer.Exit(2)
+    vault = _open(data_dir)
+    try:
+        n = export_snapshot(vault, out, since_seq)
+    finally:
+        vault.close()
+    err_console.print(f"exported {n} events to {out}")
+
+
+@audit_app.command("verify")
+def verify(
+    bundle: Annotated[Path | None, typer.Argument(help="An exported bundle directory.")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="File holding the verifier key.")
+    ] = None,
+    trusted: Annotated[
+        Path | None, typer.Option("--trusted", help="A checkpoint you kept from earlier.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Verify the live store of this data directory instead."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Verify a bundle offline (no server, no network), or the live store with --data-dir."""
+    trusted_note = trusted.read_text() if trusted else None
+    if data_dir is not None:
+        if bundle is not None:
+            err_console.print("[red]give either a bundle or --data-dir, not both")
+            raise typer.Exit(2)
+        vault = _open(data_dir)
+        try:
+            assert vault.audit.signer is not None
+            vkey = vault.audit.signer.verifier_key()
+            with tempfile.TemporaryDirectory(prefix="kinko-verify-") as tmp:
+                export_snapshot(vault, Path(tmp) / "bundle")
+                report = verify_bundle(Path(tmp) / "bundle", vkey, trusted_note)
+        finally:
+            vault.close()
+    else:
+        if bundle is None or key is None:
+            err_console.print("[red]usage: kinko audit verify DIR --key FILE [--trusted FILE]")
+            raise typer.Exit(2)
+        report = verify_bundle(bundle, key.read_text().strip(), trusted_note)
+    _print_report(report, as_json)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_report(report: object, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    data = asdict(report)  # type: ignore[call-overload]
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        return
+    ok = data["ok"]
+    console.print(
+        f"{'[green]OK' if ok else '[red]FAILED'}[/]: {data['event_count']} events, "
+        f"{data['checkpoints']} checkpoints, verified up to size {data['verified_size']}, "
+        f"unverified tail {data['unverified_tail']}"
+    )
+    for f in data["findings"]:
+        console.print(f"  {f['kind']}: {f['where']}: {f['detail']}", markup=False)

@@ -1,0 +1,76 @@
+"""``kinko review …``: access review tools that work on the data directory directly.
+
+They open the audit store beside a running server (SQLite WAL, write transactions that take the
+lock when they begin), bring the review index up to date and print what the API would answer
+an auditor.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vault.errors import KinkoError
+
+review_app = typer.Typer(no_args_is_help=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
+]
+
+
+class ReportFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+@review_app.callback()
+def _group() -> None:
+    """Access review (点検・確認) reports."""
+
+
+@review_app.command("report")
+def report_cmd(
+    data_dir: DataDir = None,
+    date: Annotated[
+        str | None,
+        typer.Option(help="Calendar day YYYY-MM-DD in KINKO_TIMEZONE (default: today)."),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="json (default) or csv.")
+    ] = ReportFormat.json,
+) -> None:
+    """Print the day's reads of every case and their review state (like the API's report)."""
+    from zoneinfo import ZoneInfo
+
+    from vault.cli.main import load_settings
+    from vault.core import Vault
+    from vault.reviews import service
+
+    settings = load_settings(data_dir)
+    if settings.audit_database_url is None and not (settings.data_dir / "audit.db").exists():
+        typer.echo(f"kinko: no vault in {settings.data_dir}", err=True)
+        raise typer.Exit(2)
+    try:
+        day = service.parse_day(date, ZoneInfo(settings.timezone))
+    except KinkoError as exc:
+        typer.echo(f"kinko: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    vault = Vault.open(settings, start_audit_writer=False)
+    try:
+        service.sync_index(vault)
+        rep = service.report(vault, day)
+    finally:
+        vault.close()
+    if fmt is ReportFormat.csv:
+        # Bytes, so that the RFC 4180 CRLF line ends survive any platform's text mode.
+        sys.stdout.buffer.write(service.report_csv(rep).encode("utf-8"))
+        sys.stdout.buffer.flush()
+    else:
+        print(json.dumps(rep, ensure_ascii=False, indent=2))

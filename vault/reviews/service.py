@@ -1,0 +1,424 @@
+"""Access review (SPEC §6): the index of reads, decisions, daily reports and coverage.
+
+Review items are derived from the audit log, never written by the read path: ``sync_index``
+folds every new allowed ``document.read`` event with reason ``ok`` (a non-disclosed document)
+into ``review_items`` and moves a cursor, in the audit store itself.  Reads therefore stay as
+cheap as before, and the index can always be rebuilt from the log.
+
+Who decides an item: an auditor (any case) or a supervisor of the item's case *now*, and never
+the reader (four eyes).  A decision is checked, recorded as its ``review.submit`` event and
+applied in one write transaction of the audit store, so two reviewers deciding at once cannot
+both succeed and a decision never exists without its event.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from vault.audit.log import format_time
+from vault.audit.models import AuditEvent
+from vault.audit.scope import AuditScope
+from vault.catalog.models import Membership
+from vault.core import Vault
+from vault.errors import AuditUnavailable, BadRequest, Conflict, Forbidden, NotFound
+from vault.reviews.models import STATUSES, VERDICTS, ReviewItem, ReviewState
+from vault.services.context import Ctx, JsonBody, view_of
+
+# Fields of an item in ``GET /api/v1/reviews`` and of a report row (and the CSV header order).
+LIST_FIELDS = ("seq", "actor", "case_id", "document_id", "purpose", "time", "status", "reads")
+REPORT_FIELDS = (
+    "seq",
+    "actor",
+    "case_id",
+    "document_id",
+    "purpose",
+    "time",
+    "reads",
+    "status",
+    "reviewer",
+    "verdict",
+    "note",
+    "decided_at",
+)
+NOTE_MAX = 2000
+MAX_OLDER_THAN_DAYS = 36500
+_STATE_ID = 1
+# Events folded per write transaction: the audit writer waits for the write lock meanwhile, so
+# a large backlog (the first start on an old log) is indexed in short transactions.
+_BATCH = 2000
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SEQ_RE = re.compile(r"[0-9]{1,18}")
+_INT_RE = re.compile(r"[0-9]{1,9}")
+
+
+# -- the index ---------------------------------------------------------------------------------
+
+
+def _cursor(conn: Connection) -> int | None:
+    value = conn.execute(
+        select(ReviewState.last_seq).where(ReviewState.id == _STATE_ID)
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def _new_reads(last: int | None) -> Any:
+    stmt = select(AuditEvent.seq, AuditEvent.canonical).where(
+        AuditEvent.action == "document.read", AuditEvent.decision == "allow"
+    )
+    if last is not None:
+        stmt = stmt.where(AuditEvent.seq > last)
+    return stmt.order_by(AuditEvent.seq)
+
+
+def day_of(event_time: str, tz: ZoneInfo) -> str:
+    """The calendar day (YYYY-MM-DD) in ``tz`` of an RFC 3339 event time."""
+    t = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    return t.astimezone(tz).date().isoformat()
+
+
+def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> None:
+    actor, doc_id = event.get("actor"), event.get("document_id")
+    if not actor or not doc_id or not isinstance(event.get("time"), str):
+        return
+    purpose = event.get("purpose")
+    day = day_of(event["time"], tz)
+    existing = conn.execute(
+        select(ReviewItem.seq).where(
+            ReviewItem.actor == actor,
+            ReviewItem.document_id == doc_id,
+            ReviewItem.purpose.is_not_distinct_from(purpose),
+            ReviewItem.day == day,
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        conn.execute(
+            update(ReviewItem)
+            .where(ReviewItem.seq == existing)
+            .values(reads=ReviewItem.reads + 1, last_seq=seq)
+        )
+        return
+    conn.execute(
+        insert(ReviewItem).values(
+            seq=seq,
+            actor=actor,
+            case_id=event.get("case_id"),
+            document_id=doc_id,
+            purpose=purpose,
+            day=day,
+            time=event["time"],
+            reads=1,
+            last_seq=seq,
+            status="pending",
+        )
+    )
+
+
+def sync_index(vault: Vault) -> int:
+    """Fold new allowed reads of non-disclosed documents into review items; returns how many.
+
+    A deferred read first checks whether anything is new, so the common case takes no write
+    lock.  Each batch is one ``BEGIN IMMEDIATE`` transaction that re-reads the cursor, upserts
+    the items and advances the cursor, so concurrent callers (server threads, the CLI) never
+    fold an event twice.  Events commit in seq order (seq is assigned under the write lock),
+    so nothing can appear later below the cursor.
+    """
+    tz = ZoneInfo(vault.settings.timezone)
+    with vault.audit_engine.connect() as conn:
+        if conn.execute(_new_reads(_cursor(conn)).limit(1)).first() is None:
+            return 0
+    writer = vault.audit_engine.execution_options(kinko_write=True)
+    folded = 0
+    while True:
+        with writer.begin() as conn:
+            last = _cursor(conn)
+            rows = conn.execute(_new_reads(last).limit(_BATCH)).all()
+            if not rows:
+                return folded
+            for row in rows:
+                event = json.loads(row.canonical)
+                # "disclosed" reads need no purpose and open no review (SPEC §6).
+                if event.get("reason") == "ok":
+                    _fold(conn, int(row.seq), event, tz)
+            top = int(rows[-1].seq)
+            if last is None:
+                conn.execute(insert(ReviewState).values(id=_STATE_ID, last_seq=top))
+            else:
+                conn.execute(
+                    update(ReviewState).where(ReviewState.id == _STATE_ID).values(last_seq=top)
+                )
+            folded += len(rows)
+        if len(rows) < _BATCH:
+            return folded
+
+
+# -- who may review what -----------------------------------------------------------------------
+
+
+def _is_auditor(ctx: Ctx) -> bool:
+    return "auditor" in ctx.principal.roles
+
+
+def supervised_cases(ctx: Ctx) -> set[str]:
+    """Cases where the caller holds an unexpired ``supervisor`` membership now."""
+    if ctx.principal.user_id is None:
+        return set()
+    now = ctx.now()
+    with ctx.vault.read_session() as s:
+        rows = s.scalars(
+            select(Membership).where(
+                Membership.user_id == ctx.principal.user_id,
+                or_(Membership.expires_at.is_(None), Membership.expires_at > now),
+            )
+        )
+        return {m.case_id for m in rows if "supervisor" in m.role_list}
+
+
+def _reviewer_scope(ctx: Ctx) -> set[str] | None:
+    """None for an auditor (every case), else the supervised cases; 403 if neither."""
+    if _is_auditor(ctx):
+        return None
+    cases = supervised_cases(ctx)
+    if not cases:
+        raise Forbidden(
+            "only a case supervisor or an auditor may review reads", code="reviewer_required"
+        )
+    return cases
+
+
+def _row(item: Any, fields: Sequence[str]) -> dict[str, Any]:
+    return {f: getattr(item, f) for f in fields}
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+
+def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
+    with ctx.scope("review.list") as ev:
+        cases = _reviewer_scope(ctx)
+        wanted = "pending" if status is None else status
+        if wanted not in (*STATUSES, "all"):
+            raise BadRequest(
+                "status must be pending, confirmed, flagged or all", code="invalid_status"
+            )
+        sync_index(ctx.vault)
+        # Nobody reviews their own reads, so they are not offered to them either.
+        stmt = select(ReviewItem).where(ReviewItem.actor != ctx.principal.name)
+        if wanted != "all":
+            stmt = stmt.where(ReviewItem.status == wanted)
+        if cases is not None:
+            stmt = stmt.where(ReviewItem.case_id.in_(sorted(cases)))
+        with ctx.vault.audit_engine.connect() as conn:
+            items = [_row(r, LIST_FIELDS) for r in conn.execute(stmt.order_by(ReviewItem.seq))]
+        ev.allow()
+        return {"items": items}
+
+
+# -- deciding ----------------------------------------------------------------------------------
+
+
+def _parse_decision(body: JsonBody) -> tuple[str, str | None]:
+    data = body.require()
+    unknown = set(data) - {"verdict", "note"}
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
+    verdict = data.get("verdict")
+    if verdict not in VERDICTS:
+        raise BadRequest("verdict must be confirmed or flagged", code="invalid_verdict")
+    note = data.get("note")
+    if note is not None and not isinstance(note, str):
+        raise BadRequest("note must be a string", code="invalid_note")
+    if note is not None and len(note) > NOTE_MAX:
+        raise BadRequest(f"note must be at most {NOTE_MAX} characters", code="invalid_note")
+    if verdict == "flagged" and (note is None or not note.strip()):
+        raise BadRequest("a flagged read needs a note saying why", code="note_required")
+    return str(verdict), (note or None)
+
+
+def submit(ctx: Ctx, raw_seq: str, body: JsonBody) -> dict[str, Any]:
+    vault = ctx.vault
+    with ctx.scope("review.submit") as ev:
+        sync_index(vault)
+        not_found = NotFound("review item not found", code="review_not_found")
+        if not _SEQ_RE.fullmatch(raw_seq):
+            raise not_found
+        seq = int(raw_seq)
+        with vault.audit_engine.connect() as conn:
+            item = conn.execute(select(ReviewItem).where(ReviewItem.seq == seq)).first()
+        if item is None:
+            raise not_found
+        # The log names what was probed, as for document reads; the caller sees only the answer.
+        ev.set(case_id=item.case_id, document_id=item.document_id, target=item.actor)
+        if not _is_auditor(ctx):
+            if item.case_id is None:
+                raise not_found
+            with vault.read_session() as s:
+                view = view_of(ctx, s, item.case_id)
+            # Order of SPEC §4.3: a non-member learns nothing (404); a member who is not a
+            # supervisor, or an admin (who sees every case but reviews none), is refused (403).
+            if not view.visible:
+                raise not_found
+            if "supervisor" not in view.roles:
+                raise Forbidden(
+                    "only a supervisor of the case or an auditor may review its reads",
+                    code="reviewer_required",
+                )
+        if item.actor == ctx.principal.name:
+            raise Forbidden("nobody may review their own read", code="own_read")
+        verdict, note = _parse_decision(body)
+        return _decide(ctx, ev, seq, verdict, note)
+
+
+def _decide(ctx: Ctx, ev: AuditScope, seq: int, verdict: str, note: str | None) -> dict[str, Any]:
+    """Check, record and apply a decision in one write transaction of the audit store.
+
+    ``BEGIN IMMEDIATE`` serialises deciders: the second of two concurrent reviewers finds the
+    item decided and gets 409 (its refusal is logged by the scope after the rollback).  The
+    ``review.submit`` event is appended inside the same transaction, before the item changes,
+    so the decision and its event commit together or not at all.
+    """
+    writer = ctx.vault.audit_engine.execution_options(kinko_write=True)
+    try:
+        with writer.begin() as conn:
+            status = conn.execute(
+                select(ReviewItem.status).where(ReviewItem.seq == seq)
+            ).scalar_one()
+            if status != "pending":
+                raise Conflict(f"this read was already reviewed ({status})", code="already_decided")
+            # AuditLog.insert_events is the in-transaction append (events and the Merkle nodes they
+            # complete); the audit writer thread cannot be used here, as this transaction holds
+            # the store's write lock.
+            event = ctx.vault.audit.insert_events(conn, [ev.record("allow", verdict)])[0]
+            conn.execute(
+                update(ReviewItem)
+                .where(ReviewItem.seq == seq)
+                .values(
+                    status=verdict,
+                    reviewer=ctx.principal.name,
+                    verdict=verdict,
+                    note=note,
+                    decided_at=event["time"],
+                )
+            )
+    except SQLAlchemyError as exc:
+        # The audit store could not be written: fail closed, nothing was decided.
+        raise AuditUnavailable(f"the audit log could not be written: {exc}") from exc
+    ev.event = event
+    with ctx.vault.audit_engine.connect() as conn:
+        item = conn.execute(select(ReviewItem).where(ReviewItem.seq == seq)).one()
+    return _row(item, REPORT_FIELDS)
+
+
+# -- daily report ------------------------------------------------------------------------------
+
+
+def parse_day(value: str | None, tz: ZoneInfo) -> date:
+    """A YYYY-MM-DD date; today in ``tz`` when omitted."""
+    if value is None:
+        return datetime.now(tz).date()
+    if not _DATE_RE.fullmatch(value):
+        raise BadRequest("date must be YYYY-MM-DD", code="invalid_date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"not a calendar date: {value}", code="invalid_date") from None
+
+
+def report(vault: Vault, day: date, cases: Iterable[str] | None = None) -> dict[str, Any]:
+    """The day's review items (first read on ``day`` in KINKO_TIMEZONE) with their state.
+
+    ``cases`` restricts the report to those cases (None: every case).  The day is turned into
+    a UTC time range with today's time-zone setting, so the report always means a calendar day
+    in the configured zone (also across a daylight-saving change).
+    """
+    tz_name = vault.settings.timezone
+    tz = ZoneInfo(tz_name)
+    start = datetime.combine(day, dtime.min, tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), dtime.min, tzinfo=tz)
+    stmt = select(ReviewItem).where(
+        ReviewItem.time >= format_time(start), ReviewItem.time < format_time(end)
+    )
+    if cases is not None:
+        stmt = stmt.where(ReviewItem.case_id.in_(sorted(cases)))
+    with vault.audit_engine.connect() as conn:
+        items = [_row(r, REPORT_FIELDS) for r in conn.execute(stmt.order_by(ReviewItem.seq))]
+    return {"date": day.isoformat(), "timezone": tz_name, "items": items}
+
+
+def report_csv(rep: dict[str, Any]) -> str:
+    """RFC 4180 CSV (CRLF line ends, minimal quoting), always with the header row."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(REPORT_FIELDS)
+    for item in rep["items"]:
+        w.writerow(["" if item[f] is None else item[f] for f in REPORT_FIELDS])
+    return out.getvalue()
+
+
+def daily_report(ctx: Ctx, raw_date: str | None, fmt: str | None) -> dict[str, Any]:
+    """The report for the caller (supervisor: their cases; auditor: all).
+
+    ``fmt`` (the ``format`` query parameter) is only checked here, inside the audit scope, so a
+    bad value is a logged 400; the route renders JSON or CSV.
+    """
+    with ctx.scope("review.report") as ev:
+        cases = _reviewer_scope(ctx)
+        if fmt not in (None, "json", "csv"):
+            raise BadRequest("format must be json or csv", code="invalid_format")
+        day = parse_day(raw_date, ZoneInfo(ctx.vault.settings.timezone))
+        sync_index(ctx.vault)
+        rep = report(ctx.vault, day, cases)
+        ev.allow()
+        return rep
+
+
+# -- coverage ----------------------------------------------------------------------------------
+
+
+def coverage(ctx: Ctx, raw_days: str | None) -> dict[str, Any]:
+    with ctx.scope("review.coverage") as ev:
+        if not _is_auditor(ctx):
+            raise Forbidden("only auditors see review coverage", code="auditor_required")
+        if raw_days is None:
+            days = 7
+        elif _INT_RE.fullmatch(raw_days) and int(raw_days) <= MAX_OLDER_THAN_DAYS:
+            days = int(raw_days)
+        else:
+            raise BadRequest(
+                f"older_than_days must be an integer from 0 to {MAX_OLDER_THAN_DAYS}",
+                code="invalid_older_than_days",
+            )
+        sync_index(ctx.vault)
+        cutoff = format_time(datetime.now(UTC) - timedelta(days=days))
+        with ctx.vault.audit_engine.connect() as conn:
+            reads = conn.execute(select(func.count()).select_from(ReviewItem)).scalar_one()
+            by_status = dict(
+                conn.execute(select(ReviewItem.status, func.count()).group_by(ReviewItem.status))
+                .tuples()
+                .all()
+            )
+            older = conn.execute(
+                select(func.count())
+                .select_from(ReviewItem)
+                .where(ReviewItem.status == "pending", ReviewItem.time < cutoff)
+            ).scalar_one()
+        reviewed = int(by_status.get("confirmed", 0)) + int(by_status.get("flagged", 0))
+        ev.allow()
+        return {
+            "reads": int(reads),
+            "reviewed": reviewed,
+            # No reads, no share: null rather than a 100 % that nobody earned.
+            "share_reviewed": reviewed / reads if reads else None,
+            "flagged": int(by_status.get("flagged", 0)),
+            "unreviewed_older": int(older),
+        }
