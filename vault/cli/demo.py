@@ -156,6 +156,16 @@ def _tour(base_url: str, seed: dict[str, str]) -> list[tuple[str, list[str], int
             200,
         ),
         (
+            "The auditor fetches the latest signed checkpoint of the log:",
+            curl(t["kansa"], f"{base_url}/api/v1/audit/checkpoint"),
+            200,
+        ),
+        (
+            "…and the access reviews waiting for someone other than the reader:",
+            curl(t["kansa"], f"{base_url}/api/v1/reviews?status=pending"),
+            200,
+        ),
+        (
             "The auditor reads the audit log (never the content):",
             curl(t["kansa"], f"{base_url}/api/v1/audit/events?limit=5&action=document.read"),
             200,
@@ -172,9 +182,8 @@ def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool) -> int
     settings = Settings(
         data_dir=data_dir, host=host, port=port, bootstrap_token=SecretStr(admin_token)
     )
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="warning", access_log=False
-    )
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="kinko-demo-server", daemon=True)
     thread.start()
@@ -182,6 +191,8 @@ def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool) -> int
     try:
         _wait_ready(base_url)
         seed = _seed(base_url, admin_token)
+        # A first signed checkpoint now, so the tour can show one without waiting 10 s.
+        app.state.vault.audit.cut_checkpoint(force=True)
         console.print(f"[bold green]Kinko demo running at {base_url}[/] (data in {data_dir})\n")
         console.print("Users and their tokens:")
         for name, (_roles, desc) in {"admin": ([], "管理者 / administrator"), **USERS}.items():
