@@ -50,9 +50,9 @@ class Ctx:
         return utcnow()
 
 
-def stage_at(session: Session, case_id: str, at: datetime) -> str:
-    """The stage in force at ``at``: the latest non-cancelled transition with ``at <= t``."""
-    stage = session.scalar(
+def _stage_query(case_id: str, at: datetime) -> Any:
+    # The stage in force at ``at``: the latest non-cancelled transition with ``at <= t``.
+    return (
         select(Transition.stage)
         .where(
             Transition.case_id == case_id,
@@ -62,18 +62,30 @@ def stage_at(session: Session, case_id: str, at: datetime) -> str:
         .order_by(Transition.at.desc(), Transition.created_at.desc())
         .limit(1)
     )
-    # Every case is created with its drafting transition, so None means a broken catalog.
-    return stage or "drafting"
 
 
-def active_roles(session: Session, case_id: str, user_id: int | None, at: datetime) -> list[str]:
-    """The caller's case roles that are in force now; expired memberships count as absent."""
-    if user_id is None:
-        return []
-    m = session.get(Membership, (case_id, user_id))
-    if m is None or (m.expires_at is not None and m.expires_at <= at):
-        return []
-    return m.role_list
+def stage_and_roles(
+    session: Session, case_id: str, user_id: int | None, at: datetime
+) -> tuple[str, list[str]]:
+    """The stage in force at ``at`` and the caller's unexpired case roles, in one round trip.
+
+    This runs on every request that touches a case, so both answers come from one statement.
+    Expired memberships count as absent.  Every case is created with its drafting transition,
+    so a missing stage only happens in a broken catalog.
+    """
+    roles_query = (
+        select(Membership.roles)
+        .where(
+            Membership.case_id == case_id,
+            Membership.user_id == (user_id if user_id is not None else -1),
+            (Membership.expires_at.is_(None)) | (Membership.expires_at > at),
+        )
+        .scalar_subquery()
+    )
+    stage, roles = session.execute(
+        select(_stage_query(case_id, at).scalar_subquery(), roles_query)
+    ).one()
+    return stage or "drafting", [r for r in (roles or "").split(",") if r]
 
 
 def load_case(session: Session, case_id: str) -> Case:
@@ -85,8 +97,7 @@ def load_case(session: Session, case_id: str) -> Case:
 
 def view_of(ctx: Ctx, session: Session, case_id: str, at: datetime | None = None) -> CaseView:
     at = at or ctx.now()
-    stage = stage_at(session, case_id, at)
-    roles = active_roles(session, case_id, ctx.principal.user_id, at)
+    stage, roles = stage_and_roles(session, case_id, ctx.principal.user_id, at)
     return ctx.vault.guard.case_view(ctx.principal, case_id, stage, roles)
 
 

@@ -125,11 +125,18 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
 
 
 def _load_document(s: Session, doc_id: str) -> tuple[Document, Case]:
-    doc = s.get(Document, doc_id) if len(doc_id) <= 64 else None
-    if doc is None or doc.latest_version == 0:
+    row = (
+        s.execute(
+            select(Document, Case)
+            .join(Case, Case.id == Document.case_id)
+            .where(Document.id == doc_id)
+        ).first()
+        if len(doc_id) <= 64
+        else None
+    )
+    if row is None or row[0].latest_version == 0:
         raise NotFound("document not found", code="document_not_found")
-    case = s.get(Case, doc.case_id)
-    assert case is not None
+    doc, case = row.tuple()
     return doc, case
 
 
