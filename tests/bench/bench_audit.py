@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -274,7 +274,7 @@ def bench_appends(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log(f"append serial: {serial}")
         batch_rates = []
         for rep in range(3):
-            records = [sample_record(rng, i) for i in range(BATCH)]
+            records: list[Mapping[str, Any]] = [sample_record(rng, i) for i in range(BATCH)]
             t = time.perf_counter()
             got = vault.audit.append_many(records)
             batch_rates.append(BATCH / (time.perf_counter() - t))
@@ -318,9 +318,7 @@ ACTIONS = [  # (action, decision, reason, weight), roughly what a busy server lo
 PURPOSES = ["仕様確認のため", "監査対応", "入札書類の点検", "契約金額の確認 / price check", None]
 
 
-def synthetic_events(
-    n: int, signer: Any, notes: list[str], seed: int = 2026
-) -> Iterator[bytes]:
+def synthetic_events(n: int, signer: Any, notes: list[str], seed: int = 2026) -> Iterator[bytes]:
     """Canonical event lines for seq 0..n-1, cutting a signed checkpoint every 10,000 events.
 
     Like the server, each cut is followed by an ``audit.checkpoint`` event naming it. The
