@@ -66,7 +66,7 @@ def optional_ctx(request: Request) -> Ctx:
 
 
 def signed_in_ctx(ctx: Annotated[Ctx, Depends(optional_ctx)]) -> Ctx:
-    require_signed_in(ctx, "auth.fail")
+    require_signed_in(ctx)
     return ctx
 
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vault.errors import KinkoError, Unauthenticated
+from vault.errors import KinkoError
 
 log = logging.getLogger("kinko.api")
 
@@ -32,8 +32,6 @@ def _status_code_name(status: int) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(KinkoError)
     async def _kinko(_req: Request, exc: KinkoError) -> JSONResponse:
-        if isinstance(exc, Unauthenticated):
-            return error_response(exc.status, exc.code, exc.message)
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)

@@ -45,12 +45,3 @@ class DocumentItem(BaseModel):
 
 class DocumentList(BaseModel):
     documents: list[DocumentItem]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody

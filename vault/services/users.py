@@ -70,7 +70,7 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
         raise Unauthenticated("invalid, expired or revoked token", code=reason)
 
 
-def require_signed_in(ctx: Ctx, action: str) -> None:
+def require_signed_in(ctx: Ctx) -> None:
     if ctx.principal.anonymous:
         with ctx.scope("auth.fail"):
             raise Unauthenticated("authentication required", code="missing_token")
