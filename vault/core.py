@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from vault.audit.anchor import S3Anchor
 from vault.audit.log import AuditLog
 from vault.audit.signing import load_or_create_signer
 from vault.authz import Guard
@@ -20,6 +21,58 @@ from vault.db import AUDIT_MIGRATIONS, CATALOG_MIGRATIONS, make_engine, upgrade,
 from vault.keyring import Keyring
 from vault.settings import Settings
 from vault.storage import BlobStore, LocalBlobStore
+from vault.storage.fallback import FallbackBlobStore
+from vault.storage.migrate import read_switch
+
+
+def open_key_provider(settings: Settings) -> KeyProvider:
+    """The master key provider named by the settings (local key file by default)."""
+    if settings.key_provider == "aws-kms":
+        from vault.crypto.kms import AwsKmsKeyProvider
+
+        assert settings.kms_key_id is not None
+        return AwsKmsKeyProvider.connect(settings.kms_key_id)
+    return LocalKeyProvider.open_or_create(settings.master_key_path)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store named by the settings (local files by default).
+
+    Remote backends are checked here, so a missing bucket or wrong credentials stop the server
+    at start-up rather than failing the first upload.  After ``kinko storage migrate`` the
+    switch-over record in the data directory names the new backend unless KINKO_STORAGE says
+    otherwise, and blobs still on the old local store stay readable through a fallback.
+    """
+    switched = read_switch(settings.data_dir) or {}
+    explicit = "storage" in settings.model_fields_set
+    storage = settings.storage if explicit else switched.get("storage", settings.storage)
+    if storage == "s3":
+        from vault.storage.s3 import S3BlobStore
+
+        bucket = settings.s3_bucket or switched.get("s3_bucket")
+        if not bucket:
+            raise ValueError("S3 storage needs KINKO_S3_BUCKET")
+        s3 = S3BlobStore.connect(
+            bucket=bucket,
+            prefix=settings.s3_prefix or switched.get("s3_prefix", ""),
+            endpoint_url=settings.s3_endpoint_url or switched.get("s3_endpoint_url"),
+        )
+        if switched and settings.blob_dir.exists():
+            return FallbackBlobStore(s3, LocalBlobStore(settings.blob_dir))
+        return s3
+    return LocalBlobStore(settings.blob_dir)
+
+
+def open_anchor(settings: Settings) -> S3Anchor | None:
+    """The WORM checkpoint anchor, when a bucket is configured (checked at start-up)."""
+    if settings.audit_anchor_bucket is None:
+        return None
+    return S3Anchor.connect(
+        settings.audit_anchor_bucket,
+        settings.audit_anchor_prefix,
+        settings.audit_anchor_retention_days,
+        endpoint_url=settings.s3_endpoint_url,
+    )
 
 
 @dataclass
@@ -52,8 +105,8 @@ class Vault:
         )
         upgrade(audit_engine, AUDIT_MIGRATIONS, "alembic_version_audit")
 
-        provider: KeyProvider = LocalKeyProvider.open_or_create(settings.master_key_path)
-        blobs = LocalBlobStore(settings.blob_dir)
+        provider = open_key_provider(settings)
+        blobs = open_blob_store(settings)
         if server:
             # Leftovers of uploads cut short by a crash were never acknowledged; they go.  Only
             # the server does this at its start: a CLI command opening the same directory
@@ -66,6 +119,7 @@ class Vault:
             batch_max=settings.audit_batch_max,
             signer=load_or_create_signer(data_dir),
             checkpoint_interval=settings.checkpoint_interval_seconds,
+            anchor=open_anchor(settings),
         )
         if start_audit_writer:
             audit.start()

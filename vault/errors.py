@@ -6,6 +6,7 @@ KinkoError                 (status, code, message)
 ├── Forbidden              403  a member (or admin/auditor) lacking the permission
 ├── NotFound               404  does not exist, or is not visible to the caller
 ├── Conflict               409  state does not allow it (transition not forward, ...)
+├── Gone                   410  destroyed for good (a crypto-shredded case)
 ├── PreconditionFailed     412  If-Match did not match the latest version
 ├── Unprocessable          422  well-formed but semantically invalid body
 ├── IntegrityFailure       500  stored ciphertext failed authentication
@@ -49,6 +50,11 @@ class NotFound(KinkoError):
 class Conflict(KinkoError):
     status = 409
     code = "conflict"
+
+
+class Gone(KinkoError):
+    status = 410
+    code = "gone"
 
 
 class PreconditionFailed(KinkoError):

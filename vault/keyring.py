@@ -12,6 +12,15 @@ from collections import OrderedDict
 
 from vault.crypto import KeyProvider, open_sealed, seal, unwrap_key, wrap_key
 from vault.crypto.stream import new_data_key
+from vault.errors import Gone
+
+# What ``Case.wrapped_key`` holds once a case was crypto-shredded: the wrapped case key is
+# gone, so nothing sealed under it (titles, digests, data keys, hence content) can be opened.
+SHREDDED_KEY = b""
+
+
+def is_shredded(wrapped: bytes) -> bool:
+    return wrapped == SHREDDED_KEY
 
 
 def _ad(label: str, *parts: str | int) -> bytes:
@@ -37,6 +46,8 @@ class Keyring:
         return key, self.provider.wrap(key, {"case_id": case_id})
 
     def case_key(self, case_id: str, wrapped: bytes) -> bytes:
+        if is_shredded(wrapped):
+            raise Gone("the case was shredded: its key is destroyed", code="case_shredded")
         # Unwrapping may cost a KMS round trip with other providers; the cache is keyed by the
         # wrapped bytes, so a re-wrapped key after rotation is simply a new entry.
         ident = hashlib.sha256(case_id.encode() + b"\x00" + wrapped).digest()
@@ -51,6 +62,12 @@ class Keyring:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return key
+
+    def forget(self, case_id: str, wrapped: bytes) -> None:
+        """Drop one cached case key (used when a case is shredded in this process)."""
+        ident = hashlib.sha256(case_id.encode() + b"\x00" + wrapped).digest()
+        with self._lock:
+            self._cache.pop(ident, None)
 
     # -- sealed fields --------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,8 +34,22 @@ class Settings(BaseSettings):
     # stores: the audit log must be able to fail on its own, and a read must then fail too.
     database_url: str | None = None
     audit_database_url: str | None = None
-    storage: Literal["local"] = "local"
-    key_provider: Literal["local"] = "local"
+    storage: Literal["local", "s3"] = "local"
+    key_provider: Literal["local", "aws-kms"] = "local"
+    # S3-compatible blob storage (AWS S3, MinIO, Ceph, moto).  Region and credentials come from
+    # the standard AWS chain (AWS_REGION, AWS_ACCESS_KEY_ID, profiles, instance roles, ...).
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_prefix: str = ""
+    # AWS KMS key provider: the KMS key that wraps case keys.  The KMS endpoint comes from the
+    # standard AWS configuration (AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL), as boto3 reads it.
+    kms_key_id: str | None = None
+    # WORM anchoring: every signed checkpoint is also written to this bucket with S3 Object
+    # Lock in compliance mode, so the operator cannot rewrite history unnoticed.  The bucket
+    # must have been created with Object Lock enabled.
+    audit_anchor_bucket: str | None = None
+    audit_anchor_prefix: str = "kinko-checkpoints/"
+    audit_anchor_retention_days: int = Field(default=3650, ge=1, le=36500)
     policies_dir: Path = Field(default_factory=default_policies_dir)
 
     bootstrap_token: SecretStr | None = None
@@ -65,6 +79,15 @@ class Settings(BaseSettings):
         if v is not None and len(v.get_secret_value()) < 16:
             raise ValueError("KINKO_BOOTSTRAP_TOKEN must be at least 16 characters")
         return v
+
+    @model_validator(mode="after")
+    def _backend_settings_complete(self) -> Settings:
+        # A half-configured backend is refused at start-up, not at the first upload.
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("KINKO_STORAGE=s3 needs KINKO_S3_BUCKET")
+        if self.key_provider == "aws-kms" and not self.kms_key_id:
+            raise ValueError("KINKO_KEY_PROVIDER=aws-kms needs KINKO_KMS_KEY_ID")
+        return self
 
     @property
     def catalog_url(self) -> str:

@@ -28,9 +28,9 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.audit_support import rewrite_history
 from tests.conftest import ROOT, KinkoServer, make_server
-from vault.audit.bundle import checkpoint_filename, checkpoint_reason, parse_checkpoint_reason
-from vault.audit.merkle import CompactRange, leaf_hash
+from vault.audit.bundle import checkpoint_filename
 from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint, parse_checkpoint
 
 Report = dict[str, Any]
@@ -451,34 +451,21 @@ def test_history_rewrite_resigned_with_the_real_key_needs_the_trusted_checkpoint
     audit: Audit, tmp_path: Path
 ) -> None:
     b = copy(audit, tmp_path)
-    events = [json.loads(line) for line in read_lines(b)]
     cps = checkpoints(b, audit)
     sizes = {cp.size for _, cp in cps}
+    events = [json.loads(line) for line in read_lines(b)]
     # Rewrite an early read, well inside the auditor's trusted checkpoint.
-    target = next(ev for ev in events if purposeful_read(ev))
-    assert target["seq"] < audit.trusted_cp.size
-    target["purpose"] = "定例点検 (rewritten)"
-    target["actor"] = "tamper-outsider"
-    # Recompute every root from the rewritten events, fixing the audit.checkpoint events
-    # (which come after the size they name) so that the bundle is self-consistent.
-    cr = CompactRange()
-    roots: dict[int, bytes] = {}
-    lines = []
-    for ev in events:
-        if ev["action"] == "audit.checkpoint":
-            named = parse_checkpoint_reason(ev["reason"])
-            assert named is not None
-            ev["reason"] = checkpoint_reason(named[0], roots[named[0]])
-        line = canonical(ev)
-        lines.append(line)
-        cr.push(leaf_hash(line))
-        if cr.size in sizes:
-            roots[cr.size] = cr.root()
-    write_lines(b, lines)
-    for path, cp in cps:
+    target_seq = next(ev for ev in events if purposeful_read(ev))["seq"]
+    assert target_seq < audit.trusted_cp.size
+
+    def rewrite(evs: list[dict[str, Any]]) -> None:
+        evs[target_seq]["purpose"] = "定例点検 (rewritten)"
+        evs[target_seq]["actor"] = "tamper-outsider"
+
+    roots = rewrite_history(b, audit.signer, rewrite)
+    for _, cp in cps:
         # Every root that covers the rewritten event changes (earlier periodic ones do not).
-        assert (roots[cp.size] != cp.root) == (cp.size > target["seq"])
-        path.write_text(sign(audit, replace(cp, root=roots[cp.size])))
+        assert (roots[cp.size] != cp.root) == (cp.size > target_seq)
 
     # Internally consistent and signed with the real key: the bundle alone verifies...
     rc, report = verify(b, audit)

@@ -1,9 +1,9 @@
-"""Conformance suite for blob stores, plus checks specific to the local backend.
+"""Conformance suite for blob stores, plus checks specific to each backend.
 
 Every test in the first part receives a store through the ``blob_store`` fixture and uses
-only the ``BlobStore`` protocol, so a new backend (S3) is covered by adding it to
-``BACKENDS``.  The second part looks at files on disk and therefore only runs on the local
-backend.
+only the ``BlobStore`` protocol; it runs on every backend in ``BACKENDS`` (local files, and
+S3 against moto's threaded server over real HTTP on loopback).  The later parts look at files
+on disk or at the bucket and therefore only run on one backend.
 """
 
 from __future__ import annotations
@@ -12,25 +12,44 @@ import gc
 import os
 import random
 import re
+import socket
 import stat
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.stub import Stubber
+from s3_support import (  # noqa: F401  (fixtures are found by pytest through the import)
+    _moto_endpoint,
+    _s3_bucket,
+    _s3_client,
+    make_client,
+    new_bucket,
+    open_uploads,
+)
 
 import vault.storage.local as local_module
+import vault.storage.s3 as s3_module
 from vault.storage import (
+    BlobExists,
     BlobNotFound,
     BlobReader,
     BlobStore,
     BlobWriter,
     LocalBlobStore,
     StorageError,
+    StorageUnavailable,
 )
+from vault.storage.s3 import MIN_PART_SIZE, S3BlobStore
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "s3"]
+# Keys under a prefix, so that every test also checks that the prefix is handled.
+S3_PREFIX = "kinko/blobs/"
 
 NAME_RE = re.compile(r"[0-9a-f]{32}")
 MIB = 1 << 20
@@ -53,16 +72,23 @@ def _payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def _make_store(kind: str, tmp_path: Path) -> BlobStore:
+def _make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if kind == "local":
         return LocalBlobStore(tmp_path / "blobs")
+    if kind == "s3":
+        # Requested lazily, so that the local backend's tests never start moto.
+        client = request.getfixturevalue("s3_client")
+        bucket: str = request.getfixturevalue("s3_bucket")
+        return S3BlobStore.connect(
+            bucket=bucket, prefix=S3_PREFIX, client=client, part_size=MIN_PART_SIZE
+        )
     raise AssertionError(f"unknown backend {kind}")
 
 
 @pytest.fixture(params=BACKENDS)
 def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     kind: str = request.param
-    return _make_store(kind, tmp_path)
+    return _make_store(kind, request, tmp_path)
 
 
 def _put(store: BlobStore, data: bytes, chunk_sizes: list[int] | None = None) -> str:
@@ -103,8 +129,10 @@ def test_store_satisfies_protocol(blob_store: BlobStore) -> None:
         (0, None),
         (1, None),
         (3 * MIB, [1, 4093, 65537, MIB + 3, 7, 300_001]),
+        # More than two S3 parts (the S3 store under test uses 5 MiB parts).
+        (11 * MIB + 17, [MIB + 1, 3 * MIB - 5, 7, 2 * MIB]),
     ],
-    ids=["empty", "one-byte", "3MiB-uneven"],
+    ids=["empty", "one-byte", "3MiB-uneven", "11MiB-uneven"],
 )
 def test_round_trip(blob_store: BlobStore, size: int, chunk_sizes: list[int] | None) -> None:
     data = _payload(size)
@@ -259,6 +287,25 @@ def test_names_lists_committed_blobs(blob_store: BlobStore) -> None:
     listed = list(blob_store.names())
     assert len(listed) == len(set(listed))
     assert set(listed) == committed
+
+
+@pytest.mark.parametrize("size", [5, 11 * 1024 * 1024 + 7])
+def test_fixed_name_is_kept_and_never_overwritten(blob_store: BlobStore, size: int) -> None:
+    """Copying between stores keeps names; a taken name is refused, not replaced."""
+    name = "ab" * 16
+    first = _payload(size, 1)
+    with blob_store.writer(name) as w:
+        w.write(first)
+        assert w.commit() == name
+    with blob_store.writer(name) as w:
+        w.write(_payload(size, 2))
+        with pytest.raises(BlobExists):
+            w.commit()
+    with blob_store.open(name) as reader:
+        assert reader.read() == first
+    assert list(blob_store.names()) == [name]
+    with pytest.raises(StorageError):
+        blob_store.writer("../etc/passwd")
 
 
 @pytest.mark.parametrize(
@@ -485,3 +532,262 @@ def test_local_reader_after_delete_keeps_its_open_file(local_root: Path) -> None
         assert sum(len(chunk) for chunk in reader.iter_chunks(4096)) == 50_000
     with pytest.raises(BlobNotFound):
         store.open(name)
+
+
+# -- S3 backend only (moto's server over HTTP) ------------------------------------------------
+
+
+@pytest.fixture
+def s3_store(s3_client: Any, s3_bucket: str) -> S3BlobStore:
+    return S3BlobStore.connect(
+        bucket=s3_bucket, prefix=S3_PREFIX, client=s3_client, part_size=MIN_PART_SIZE
+    )
+
+
+class _FailingClient:
+    """Delegates to a real client, but fails the ``fail_part``-th UploadPart call."""
+
+    def __init__(self, client: Any, fail_part: int) -> None:
+        self._client = client
+        self._fail_part = fail_part
+        self.parts_sent = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def upload_part(self, **kwargs: Any) -> Any:
+        self.parts_sent += 1
+        if self.parts_sent == self._fail_part:
+            raise s3_module.ClientError(
+                {"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+                "UploadPart",
+            )
+        return self._client.upload_part(**kwargs)
+
+
+def test_s3_multipart_round_trip_keeps_one_part_in_memory(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    data = _payload(2 * MIN_PART_SIZE + 12_345, seed=7)
+    steps = [MIB - 1, 3 * MIB + 7, 1, 2 * MIB]
+    with s3_store.writer() as writer:
+        offset = index = 0
+        while offset < len(data):
+            step = steps[index % len(steps)]
+            writer.write(data[offset : offset + step])
+            offset += step
+            index += 1
+            assert writer.buffered <= MIN_PART_SIZE  # type: ignore[attr-defined]
+        name = writer.commit()
+    assert _get(s3_store, name) == data
+    head = s3_client.head_object(Bucket=s3_bucket, Key=S3_PREFIX + name)
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of three parts
+    assert open_uploads(s3_client, s3_bucket) == []
+
+
+def test_s3_blob_of_exactly_one_part_is_a_single_put(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    data = _payload(MIN_PART_SIZE, seed=3)
+    name = _put(s3_store, data, [MIB])
+    head = s3_client.head_object(Bucket=s3_bucket, Key=S3_PREFIX + name)
+    assert "-" not in head["ETag"]
+    assert _get(s3_store, name) == data
+
+
+def test_s3_exception_mid_multipart_write_leaves_no_parts(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    def fail_midway() -> None:
+        with s3_store.writer() as writer:
+            writer.write(_payload(MIN_PART_SIZE + MIB))  # the first part is sent
+            assert len(open_uploads(s3_client, s3_bucket)) == 1
+            raise RuntimeError("client went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        fail_midway()
+    assert open_uploads(s3_client, s3_bucket) == []
+    assert list(s3_store.names()) == []
+
+
+def test_s3_failed_part_upload_aborts_the_upload(s3_client: Any, s3_bucket: str) -> None:
+    failing = _FailingClient(s3_client, fail_part=2)
+    store = S3BlobStore.connect(
+        bucket=s3_bucket, prefix=S3_PREFIX, client=failing, part_size=MIN_PART_SIZE
+    )
+    writer = store.writer()
+
+    def write_four_pieces() -> None:
+        for _ in range(4):
+            writer.write(_payload(3 * MIB))
+
+    with pytest.raises(StorageError, match="UploadPart"):
+        write_four_pieces()
+    assert failing.parts_sent == 2
+    assert open_uploads(s3_client, s3_bucket) == []
+    with pytest.raises(StorageError):
+        writer.commit()
+    assert list(store.names()) == []
+
+
+def test_s3_dropped_writer_aborts_its_upload(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    writer = s3_store.writer()
+    writer.write(_payload(MIN_PART_SIZE + 1))
+    assert len(open_uploads(s3_client, s3_bucket)) == 1
+    del writer
+    gc.collect()
+    assert open_uploads(s3_client, s3_bucket) == []
+
+
+def test_s3_name_collision_never_overwrites(
+    s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken, fresh = "a" * 32, "b" * 32
+    sequence = iter([taken, taken, fresh])
+    monkeypatch.setattr(s3_module, "new_blob_name", lambda: next(sequence))
+    assert _put(s3_store, b"first") == taken
+    assert _put(s3_store, b"second") == fresh  # the conditional put refused `taken`
+    assert _get(s3_store, taken) == b"first"
+    assert _get(s3_store, fresh) == b"second"
+
+
+def test_s3_single_put_refuses_to_overwrite(
+    s3_store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = "c" * 32
+    monkeypatch.setattr(s3_module, "new_blob_name", lambda: taken)
+    assert _put(s3_store, b"original") == taken
+    with pytest.raises(StorageError, match="unused blob name"):
+        _put(s3_store, b"intruder")
+    assert _get(s3_store, taken) == b"original"
+    assert list(s3_store.names()) == [taken]
+
+
+def test_s3_multipart_completion_refuses_to_overwrite(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = "d" * 32
+    monkeypatch.setattr(s3_module, "new_blob_name", lambda: taken)
+    assert _put(s3_store, b"original") == taken
+    with pytest.raises(StorageError, match="refusing to overwrite"):
+        _put(s3_store, _payload(MIN_PART_SIZE + MIB), [MIB])
+    assert _get(s3_store, taken) == b"original"
+    assert open_uploads(s3_client, s3_bucket) == []
+
+
+def test_s3_keys_are_prefix_and_random_name_only(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    content = b"Tender-2024-017 bid by Yamada Construction: 12,345,678 JPY"
+    names = {_put(s3_store, content) for _ in range(3)}
+    keys = [e["Key"] for e in s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
+    assert sorted(keys) == sorted(S3_PREFIX + name for name in names)
+
+
+def test_s3_names_ignores_foreign_objects(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    name = _put(s3_store, b"real")
+    for key in (
+        S3_PREFIX + "notes.txt",
+        S3_PREFIX + name + "/nested",
+        S3_PREFIX + "A" * 32,
+        "elsewhere/" + "e" * 32,
+        "f" * 32,
+    ):
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b"not a blob")
+    assert list(s3_store.names()) == [name]
+    assert not s3_store.exists("e" * 32)
+    assert not s3_store.exists("f" * 32)
+
+
+def test_s3_store_without_prefix(s3_client: Any, s3_bucket: str) -> None:
+    store = S3BlobStore.connect(bucket=s3_bucket, client=s3_client)
+    expected = {_put(store, b"x") for _ in range(3)}
+    s3_client.put_object(Bucket=s3_bucket, Key="readme.txt", Body=b"not a blob")
+    assert set(store.names()) == expected
+    assert all(s3_client.head_object(Bucket=s3_bucket, Key=name) for name in expected)
+
+
+def test_s3_cleanup_incomplete_aborts_leftovers_only(
+    s3_store: S3BlobStore, s3_client: Any, s3_bucket: str
+) -> None:
+    kept = _put(s3_store, b"committed before the crash")
+    interrupted = s3_store.writer()
+    interrupted.write(_payload(MIN_PART_SIZE + 1))  # a multipart upload is open
+    # Someone else's upload outside the prefix is none of this store's business.
+    s3_client.create_multipart_upload(Bucket=s3_bucket, Key="other/" + "0" * 32)
+    assert len(open_uploads(s3_client, s3_bucket)) == 2
+
+    # The instance that owns the writer never aborts it.
+    assert s3_store.cleanup_incomplete() == 0
+    # moto reports every upload as initiated in 2010, so a generous age threshold shows the
+    # age check (a live upload of another process is never touched) ...
+    patient = S3BlobStore.connect(
+        bucket=s3_bucket,
+        prefix=S3_PREFIX,
+        client=s3_client,
+        incomplete_max_age=timedelta(days=365 * 100),
+    )
+    assert patient.cleanup_incomplete() == 0
+    # ... and a fresh instance (the process after a restart) removes the leftover.
+    restarted = S3BlobStore.connect(bucket=s3_bucket, prefix=S3_PREFIX, client=s3_client)
+    assert restarted.cleanup_incomplete() == 1
+    assert restarted.cleanup_incomplete() == 0
+    assert [u["Key"] for u in open_uploads(s3_client, s3_bucket)] == ["other/" + "0" * 32]
+    assert list(restarted.names()) == [kept]
+    interrupted.abort()  # its upload is already gone; abort must cope
+
+
+def test_s3_connect_to_missing_bucket_fails(s3_client: Any) -> None:
+    with pytest.raises(StorageUnavailable, match=r"no-such-bucket-kinko.*does not exist"):
+        S3BlobStore.connect(bucket="no-such-bucket-kinko", client=s3_client)
+
+
+def test_s3_connect_builds_its_own_client(moto_endpoint: str, s3_client: Any) -> None:
+    bucket = new_bucket(s3_client)
+    store = S3BlobStore.connect(bucket=bucket, prefix="p/", endpoint_url=moto_endpoint)
+    assert _get(store, _put(store, b"via the default client")) == b"via the default client"
+    with pytest.raises(StorageUnavailable, match="missing-kinko-bucket"):
+        S3BlobStore.connect(bucket="missing-kinko-bucket", endpoint_url=moto_endpoint)
+
+
+def test_s3_connect_to_unreachable_endpoint_fails_quickly() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = make_client(
+        f"http://127.0.0.1:{port}",
+        retries={"max_attempts": 1, "mode": "standard"},
+        connect_timeout=1,
+        read_timeout=1,
+    )
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable, match=rf"cannot reach S3 bucket 'kinko'.*{port}"):
+        S3BlobStore.connect(bucket="kinko", client=client)
+    assert time.monotonic() - started < 5
+
+
+def test_s3_connect_without_credentials_fails(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(StorageUnavailable, match=r"no AWS credentials.*'kinko-creds'"):
+        S3BlobStore.connect(bucket="kinko-creds", endpoint_url=moto_endpoint)
+
+
+def test_s3_connect_with_refused_credentials_fails(moto_endpoint: str) -> None:
+    # moto accepts any credentials, so the 403 a real S3 gives is played by botocore's stubber.
+    client = make_client(moto_endpoint)
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", "403", http_status_code=403)
+        with pytest.raises(StorageUnavailable, match=r"'kinko'.*refused access"):
+            S3BlobStore.connect(bucket="kinko", client=client)
+
+
+def test_s3_part_size_below_the_s3_minimum_is_rejected(s3_client: Any, s3_bucket: str) -> None:
+    with pytest.raises(ValueError, match="part_size"):
+        S3BlobStore.connect(bucket=s3_bucket, client=s3_client, part_size=MIB)

@@ -28,7 +28,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -428,7 +428,9 @@ def _read_checkpoints(
     return kept
 
 
-def verify_bundle(path: Path, verifier_key: str, trusted_note: str | None = None) -> Report:
+def verify_bundle(
+    path: Path, verifier_key: str, trusted_note: str | Sequence[str] | None = None
+) -> Report:
     """Verify a bundle directory offline; see docs/audit-bundle.md for every rule.
 
     Raises NoteError only when ``verifier_key`` itself is unusable; everything wrong with the
@@ -467,24 +469,26 @@ def verify_bundle(path: Path, verifier_key: str, trusted_note: str | None = None
     rejected: set[int] = set()
     cps = _read_checkpoints(root, verifier, origin, out, rejected)
 
-    trusted: Checkpoint | None = None
-    if trusted_note is not None:
+    # One trusted checkpoint (--trusted) or a set of them (the WORM-anchored checkpoints).
+    notes = [trusted_note] if isinstance(trusted_note, str) else list(trusted_note or [])
+    trusted_set: list[Checkpoint] = []
+    for note in notes:
         try:
-            trusted = parse_checkpoint(verifier.verify(trusted_note))
+            trusted = parse_checkpoint(verifier.verify(note))
         except NoteError as exc:
             out.add("inconsistent_with_trusted", "--trusted", f"unusable: {exc}")
-        else:
-            if trusted.origin != origin:
-                out.add(
-                    "inconsistent_with_trusted",
-                    "--trusted",
-                    f"origin {trusted.origin!r} is not the bundle's {origin!r}",
-                )
-                trusted = None
+            continue
+        if trusted.origin != origin:
+            out.add(
+                "inconsistent_with_trusted",
+                "--trusted",
+                f"origin {trusted.origin!r} is not the bundle's {origin!r}",
+            )
+            continue
+        trusted_set.append(trusted)
 
     wanted = {c.cp.size for c in cps if c.cp.size >= first_seq}
-    if trusted is not None and trusted.size >= first_seq:
-        wanted.add(trusted.size)
+    wanted.update(t.size for t in trusted_set if t.size >= first_seq)
     roots: dict[int, bytes] = {}
     if first_seq in wanted:
         roots[first_seq] = cr.root()
@@ -580,7 +584,7 @@ def verify_bundle(path: Path, verifier_key: str, trusted_note: str | None = None
                 f"but the events and {present.file} give {_b64(present.cp.root)}",
             )
 
-    if trusted is not None:
+    for trusted in trusted_set:
         _check_trusted(trusted, cps, roots, first_seq, tree_size, out)
 
     tail = tree_size - newest

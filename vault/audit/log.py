@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, text
 
+from vault.audit.anchor import S3Anchor
 from vault.audit.bundle import checkpoint_reason
 from vault.audit.merkle import leaf_hash
 from vault.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode
@@ -91,6 +92,7 @@ class AuditLog:
         batch_max: int = 256,
         signer: NoteSigner | None = None,
         checkpoint_interval: float = 10.0,
+        anchor: S3Anchor | None = None,
     ) -> None:
         self._engine = engine.execution_options(kinko_write=True)
         self._read_engine = engine
@@ -98,6 +100,7 @@ class AuditLog:
         self._batch_max = batch_max
         self._signer = signer
         self._checkpoint_interval = checkpoint_interval
+        self._anchor = anchor
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -235,6 +238,27 @@ class AuditLog:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def cut_checkpoint(self, *, force: bool = False) -> str | None:
+        note = self._cut(force=force)
+        if self._anchor is not None:
+            self.anchor_pending()
+        return note
+
+    def anchor_pending(self) -> int:
+        """Copy checkpoints not yet anchored to the WORM bucket; a failure waits for the next."""
+        assert self._anchor is not None
+        with self._read_engine.connect() as conn:
+            rows = conn.execute(
+                select(AuditCheckpoint.size, AuditCheckpoint.note)
+                .where(AuditCheckpoint.size > self._anchor.anchored_size)
+                .order_by(AuditCheckpoint.size)
+            ).all()
+        try:
+            return self._anchor.anchor_pending([(int(r.size), str(r.note)) for r in rows])
+        except Exception:
+            log.exception("could not anchor checkpoints; will retry with the next one")
+            return 0
+
+    def _cut(self, *, force: bool) -> str | None:
         """Sign a checkpoint over every event so far; returns the note, or None if not needed.
 
         The periodic cut skips a log whose only new event is the previous cut's own

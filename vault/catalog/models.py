@@ -65,6 +65,9 @@ class Case(Base):
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Set when the case was crypto-shredded (``kinko case shred``): ``wrapped_key`` is then
+    # the empty tombstone and nothing of the case can be decrypted any more.
+    shredded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Membership(Base):

@@ -209,10 +209,19 @@ def verify(
         Path | None,
         typer.Option("--data-dir", help="Verify the live store of this data directory instead."),
     ] = None,
+    anchored: Annotated[
+        bool,
+        typer.Option(
+            "--anchored",
+            help="Also trust every checkpoint anchored in KINKO_AUDIT_ANCHOR_BUCKET (WORM).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify a bundle offline (no server, no network), or the live store with --data-dir."""
-    trusted_note = trusted.read_text() if trusted else None
+    trusted_note: list[str] = [trusted.read_text()] if trusted else []
+    if anchored:
+        trusted_note += _anchored_notes()
     if data_dir is not None:
         if bundle is not None:
             err_console.print("[red]give either a bundle or --data-dir, not both")
@@ -233,6 +242,20 @@ def verify(
         report = verify_bundle(bundle, key.read_text().strip(), trusted_note)
     _print_report(report, as_json)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _anchored_notes() -> list[str]:
+    from vault.cli.main import load_settings
+    from vault.core import open_anchor
+
+    settings = load_settings()
+    anchor = open_anchor(settings)
+    if anchor is None:
+        err_console.print("[red]--anchored needs KINKO_AUDIT_ANCHOR_BUCKET")
+        raise typer.Exit(2)
+    notes = anchor.notes()
+    err_console.print(f"trusting {len(notes)} anchored checkpoints from {anchor.bucket}")
+    return notes
 
 
 def _print_report(report: object, as_json: bool) -> None:

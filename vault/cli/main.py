@@ -69,10 +69,16 @@ def demo(
 def _register_subcommands() -> None:
     # Imported here so that ``kinko serve`` does not pay for tools it does not use.
     from vault.cli.audit import audit_app
+    from vault.cli.case import case_app
+    from vault.cli.keys import keys_app
     from vault.cli.review import review_app
+    from vault.cli.storage import storage_app
 
     app.add_typer(audit_app, name="audit", help="Audit log: query, checkpoints, export, verify.")
     app.add_typer(review_app, name="review", help="Access review (点検・確認) reports.")
+    app.add_typer(keys_app, name="keys", help="Master keys: rotate, status.")
+    app.add_typer(case_app, name="case", help="Case operations: crypto-shred a closed case.")
+    app.add_typer(storage_app, name="storage", help="Blob storage: migrate to S3.")
 
 
 _register_subcommands()

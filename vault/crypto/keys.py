@@ -17,15 +17,17 @@ import base64
 import binascii
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import secrets
 import stat
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from threading import Lock
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -226,6 +228,10 @@ class LocalKeyProvider:
         self._path = path
         self._keys = dict(keys)
         self._current = current
+        # Identity of the file version last loaded; a rotation by ``kinko keys rotate``
+        # replaces the file, and a running server notices the change (see _refresh).
+        self._file_id: tuple[int, int, int] | None = None
+        self._reload_lock = Lock()
 
     @property
     def name(self) -> str:
@@ -245,16 +251,124 @@ class LocalKeyProvider:
         return header + canonical_context(MASTER_WRAP_LABEL, context)
 
     def wrap(self, key: bytes, context: Mapping[str, str]) -> bytes:
-        raw_id = _check_key_id(self._current)
+        # A rotation in another process may have made a newer key current: new wraps must
+        # use it, or they would name a key version that the rotation is about to drop.
+        self._refresh()
+        current = self._current
+        raw_id = _check_key_id(current)
         header = _PROVIDER_HEADER + bytes([len(raw_id)]) + raw_id
-        return header + wrap_key(self._keys[self._current], key, self._aad(header, context))
+        return header + wrap_key(self._keys[current], key, self._aad(header, context))
 
     def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         key_id, header, inner = _split_provider_wrapped(wrapped)
         kek = self._keys.get(key_id)
         if kek is None:
+            # Re-wrapped by a rotation running beside us: its new key is in the file.
+            self._refresh()
+            kek = self._keys.get(key_id)
+        if kek is None:
             raise KeyUnavailable(f"master key {key_id!r} is not in {self._path}")
         return unwrap_key(kek, inner, self._aad(header, context))
+
+    def key_ids(self) -> list[str]:
+        """The ids of the key versions this provider holds (in memory), current included."""
+        return list(self._keys)
+
+    # -- rotation -------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Re-read the key file if it was replaced since we loaded it.
+
+        Keys already in memory are kept (a case wrapped by a key that a rotation has since
+        dropped from the file still opens here until restart); new keys are added and the
+        file's ``current`` is adopted.  A file that cannot be read leaves the state alone.
+        """
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return
+        ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if ident == self._file_id:
+            return
+        with self._reload_lock:
+            if ident == self._file_id:
+                return
+            try:
+                fresh = type(self)._open(self._path)
+            except (OSError, KeyFileError):
+                return
+            merged = dict(self._keys)
+            merged.update(fresh._keys)
+            self._keys = merged
+            self._current = fresh._current
+            self._file_id = fresh._file_id
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        # Serializes rotations of one key file (two operators, or rotate beside prune).
+        lock_path = self._path.with_name(f".{self._path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_doc(self) -> dict[str, Any]:
+        fresh = type(self)._open(self._path)  # validates format and permissions
+        doc = json.loads(self._path.read_bytes())
+        assert isinstance(doc, dict)
+        self._keys.update(fresh._keys)
+        self._current = fresh._current
+        return doc
+
+    def _write_doc(self, doc: Mapping[str, Any]) -> None:
+        data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+        _parse_key_file(data, self._path)  # never publish a file we could not read back
+        _write_replace(self._path, data)
+        st = os.stat(self._path)
+        self._file_id = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def rotate(self) -> str:
+        """Add a fresh master key version to the file and make it current; return its id.
+
+        Older versions stay in the file, so everything they wrapped still unwraps; use
+        :meth:`retain` once nothing needs them any more.  The file is replaced atomically
+        (temp file with mode 0600, fsync, rename, directory fsync).
+        """
+        with self._file_lock():
+            doc = self._read_doc()
+            new_id = f"mk-{secrets.token_hex(8)}"
+            while new_id in self._keys:
+                new_id = f"mk-{secrets.token_hex(8)}"
+            raw = os.urandom(KEY_SIZE)
+            entries = list(doc["keys"])
+            entries.append(
+                {
+                    "id": new_id,
+                    "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "key": base64.b64encode(raw).decode("ascii"),
+                }
+            )
+            self._write_doc({**doc, "current": new_id, "keys": entries})
+            self._keys[new_id] = raw
+            self._current = new_id
+            return new_id
+
+    def retain(self, keep: Collection[str]) -> list[str]:
+        """Drop from the file every key version not in ``keep`` (current is always kept).
+
+        Returns the dropped ids.  The dropped keys stay in this object's memory (as they do
+        in a running server's) until it is discarded.
+        """
+        with self._file_lock():
+            doc = self._read_doc()
+            wanted = set(keep) | {self._current}
+            entries = [e for e in doc["keys"] if e["id"] in wanted]
+            dropped = [e["id"] for e in doc["keys"] if e["id"] not in wanted]
+            if dropped:
+                self._write_doc({**doc, "keys": entries})
+            return dropped
 
     def key_ids_of(self, wrapped: bytes) -> str:
         return _split_provider_wrapped(wrapped)[0]
@@ -289,7 +403,9 @@ class LocalKeyProvider:
                 )
             data = f.read()
         keys, current = _parse_key_file(data, path)
-        return cls(path, keys, current)
+        provider = cls(path, keys, current)
+        provider._file_id = (st.st_ino, st.st_mtime_ns, st.st_size)
+        return provider
 
     @staticmethod
     def _create(path: Path) -> None:
@@ -329,6 +445,27 @@ class LocalKeyProvider:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         _fsync_dir(path.parent)
+
+
+def _write_replace(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically; the new file is 0600 from its creation."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # Unlike first creation, replacing is the point here; the file lock serializes writers.
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
 
 
 def _publish(tmp: Path, path: Path) -> None:

@@ -22,6 +22,7 @@ from vault.domain import (
     validate_title,
 )
 from vault.errors import BadRequest, Conflict, Forbidden, NotFound
+from vault.keyring import is_shredded
 from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
 
@@ -120,6 +121,15 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
 
 
 def _case_summary(ctx: Ctx, case: Case, stage: str) -> dict[str, Any]:
+    if is_shredded(case.wrapped_key):
+        # Crypto-shredded: the title can no longer be decrypted by anyone.
+        return {
+            "id": case.id,
+            "number": case.number,
+            "title": None,
+            "stage": stage,
+            "shredded_at": iso(case.shredded_at),
+        }
     key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
     return {
         "id": case.id,

@@ -30,6 +30,7 @@ from vault.errors import (
     NotFound,
     PreconditionFailed,
 )
+from vault.keyring import is_shredded
 from vault.services import idempotency
 from vault.services.cases import evaluator_ids
 from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
@@ -89,6 +90,7 @@ def list_case_documents(ctx: Ctx, case_id: str) -> dict[str, Any]:
         # Disclosed documents of a case the caller does not belong to are listed only at
         # /public/documents: the case listing itself stays 404 for non-members (SPEC §4.3).
         guard.require_case(view)
+        # A crypto-shredded case answers 410 case_shredded here (from case_key).
         key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
         out = []
         docs = s.scalars(
@@ -119,6 +121,8 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
             if case.id not in stages:
                 stages[case.id] = view_of(ctx, s, case.id).stage
             if guard.disclosed(doc.doc_class, stages[case.id], doc.final_version):
+                if is_shredded(case.wrapped_key):
+                    continue  # nothing of a shredded case can be served any more
                 key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
                 out.append(_doc_item(ctx, key, doc, final_only=True))
         return {"documents": out}

@@ -5,23 +5,27 @@ file-system backend, and other backends (S3) implement the same protocol.
 """
 
 from .base import (
+    BlobExists,
     BlobNotFound,
     BlobReader,
     BlobStore,
     BlobWriter,
     StorageError,
+    StorageUnavailable,
     is_valid_blob_name,
     new_blob_name,
 )
 from .local import LocalBlobStore
 
 __all__ = [
+    "BlobExists",
     "BlobNotFound",
     "BlobReader",
     "BlobStore",
     "BlobWriter",
     "LocalBlobStore",
     "StorageError",
+    "StorageUnavailable",
     "is_valid_blob_name",
     "new_blob_name",
 ]

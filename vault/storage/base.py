@@ -15,11 +15,13 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 __all__ = [
+    "BlobExists",
     "BlobNotFound",
     "BlobReader",
     "BlobStore",
     "BlobWriter",
     "StorageError",
+    "StorageUnavailable",
     "is_valid_blob_name",
     "new_blob_name",
 ]
@@ -34,8 +36,20 @@ class StorageError(Exception):
     """Base class for every failure raised by a blob store."""
 
 
+class BlobExists(StorageError):
+    """A writer asked for a fixed name that is already taken; nothing was replaced."""
+
+
 class BlobNotFound(StorageError):
     """The named blob does not exist, or the name is not a well-formed blob name."""
+
+
+class StorageUnavailable(StorageError):
+    """The store cannot be used at all: unreachable, missing bucket, refused credentials.
+
+    Raised at start-up so that a misconfigured server refuses to start, and later when the
+    store stops answering (after the backend's own retries are exhausted).
+    """
 
 
 def new_blob_name() -> str:
@@ -127,8 +141,12 @@ class BlobReader(Protocol):
 class BlobStore(Protocol):
     """A flat namespace of immutable blobs addressed by random names."""
 
-    def writer(self) -> BlobWriter:
-        """Start writing a new blob; its name is assigned by :meth:`BlobWriter.commit`."""
+    def writer(self, name: str | None = None) -> BlobWriter:
+        """Start writing a new blob; its name is assigned by :meth:`BlobWriter.commit`.
+
+        ``name`` asks for that exact name instead (copying between stores keeps names); the
+        commit then fails with :class:`BlobExists` rather than replace a blob of that name.
+        """
         ...
 
     def open(self, name: str) -> BlobReader:

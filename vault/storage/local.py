@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from .base import BlobNotFound, StorageError, is_valid_blob_name, new_blob_name
+from .base import BlobExists, BlobNotFound, StorageError, is_valid_blob_name, new_blob_name
 
 __all__ = ["LocalBlobStore"]
 
@@ -80,8 +80,10 @@ class LocalBlobStore:
 
     # -- BlobStore -------------------------------------------------------------------------
 
-    def writer(self) -> _LocalBlobWriter:
-        return _LocalBlobWriter(self)
+    def writer(self, name: str | None = None) -> _LocalBlobWriter:
+        if name is not None and not is_valid_blob_name(name):
+            raise StorageError("malformed blob name")
+        return _LocalBlobWriter(self, name)
 
     def open(self, name: str) -> _LocalBlobReader:
         path = self._object_path(name)
@@ -202,17 +204,19 @@ class LocalBlobStore:
             with self._lock:
                 self._active_tmp.discard(tmp_name)
 
-    def _publish(self, tmp_name: str) -> str:
+    def _publish(self, tmp_name: str, fixed: str | None = None) -> str:
         """Give a fully synced temp file a fresh blob name without ever replacing a blob."""
         source = self._tmp_dir / tmp_name
-        for _ in range(_COMMIT_ATTEMPTS):
-            name = new_blob_name()
+        for _ in range(1 if fixed else _COMMIT_ATTEMPTS):
+            name = fixed or new_blob_name()
             target = self._object_path(name)
             self._ensure_dir(target.parent.parent)
             self._ensure_dir(target.parent)
             try:
                 os.link(source, target)
             except FileExistsError:
+                if fixed:
+                    raise BlobExists(f"blob {fixed} exists") from None
                 continue
             try:
                 _fsync_dir(target.parent)
@@ -249,11 +253,12 @@ class LocalBlobStore:
 class _LocalBlobWriter:
     """Writes straight through to a temp file; only ``commit`` makes the data visible."""
 
-    def __init__(self, store: LocalBlobStore) -> None:
+    def __init__(self, store: LocalBlobStore, name: str | None = None) -> None:
         # The writer only counts as open once its temp file exists, so that abort and
         # __del__ have nothing to clean up if creating it fails.
         self._state = _ABORTED
         self._store = store
+        self._fixed = name
         self._size = 0
         try:
             self._tmp_name, self._file = store._create_tmp()
@@ -278,7 +283,7 @@ class _LocalBlobWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            name = self._store._publish(self._tmp_name)
+            name = self._store._publish(self._tmp_name, self._fixed)
         except BaseException as exc:
             self.abort()
             if isinstance(exc, OSError):

@@ -1,0 +1,58 @@
+"""``kinko case …``: case operations run by the operator on the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vault.errors import KinkoError
+
+case_app = typer.Typer(no_args_is_help=True)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
+]
+
+
+@case_app.command("shred")
+def shred(
+    case: Annotated[str, typer.Argument(help="Case id or case number.")],
+    data_dir: DataDir = None,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Required: the case's content is lost for good.")
+    ] = False,
+    delete_blobs: Annotated[
+        bool, typer.Option("--delete-blobs", help="Also delete the (now useless) ciphertext.")
+    ] = False,
+) -> None:
+    """Crypto-shred a closed case: destroy its key, so none of its documents can be read again."""
+    from vault import keys_admin
+    from vault.cli.keys import open_vault
+
+    if not confirm:
+        err_console.print(
+            "[red]refusing to shred without --confirm: this destroys the case key, and every "
+            "document of the case becomes unreadable for good"
+        )
+        raise typer.Exit(2)
+    vault = open_vault(data_dir)
+    try:
+        shredded, deleted = keys_admin.shred_case(vault, case, delete_blobs=delete_blobs)
+    except KinkoError as exc:
+        err_console.print(f"[red]{exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        vault.close()
+    console.print(f"case {shredded.number} ({shredded.id}) shredded; its key is destroyed")
+    if delete_blobs:
+        console.print(f"deleted {deleted} blobs")
+    console.print(
+        "note: a running server may still hold the case key in its memory cache; it refuses "
+        "the case's documents at once because it reads the tombstone from the catalog"
+    )
