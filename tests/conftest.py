@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,11 +102,46 @@ class KinkoServer:
         self.clients.clear()
 
 
+# KINKO_TEST_STORAGE=s3 runs every server the tests start on the S3 backend, against one
+# moto server over HTTP shared by the run (CI runs the API suite once that way).
+TEST_STORAGE = os.environ.get("KINKO_TEST_STORAGE", "local")
+_moto: Any = None
+
+
+def _s3_env_for_tests() -> dict[str, str]:
+    global _moto
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from s3_support import aws_env_for_subprocess
+
+    aws = aws_env_for_subprocess()
+    if _moto is None:
+        _moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        _moto.start()
+    host, port = _moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    bucket = "kinko-suite-" + secrets.token_hex(6)
+    boto3.session.Session(
+        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+        region_name=aws["AWS_DEFAULT_REGION"],
+    ).client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    return {
+        "KINKO_STORAGE": "s3",
+        "KINKO_S3_BUCKET": bucket,
+        "KINKO_S3_ENDPOINT_URL": endpoint,
+        "KINKO_S3_PREFIX": "blobs/",
+        **aws,
+    }
+
+
 def make_server(tmp: Path, **extra_env: str) -> KinkoServer:
     data_dir = tmp / "data"
     token = "test-admin-" + secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
     env.update({"KINKO_BOOTSTRAP_TOKEN": token, "PYTHONPATH": str(ROOT)})
+    if TEST_STORAGE == "s3" and "KINKO_STORAGE" not in extra_env:
+        env.update(_s3_env_for_tests())
     env.update(extra_env)
     return KinkoServer(data_dir=data_dir, admin_token=token, env=env)
 

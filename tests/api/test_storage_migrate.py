@@ -40,7 +40,8 @@ def _kinko(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_interrupted_migration_resumes_without_copying_twice(
     tmp_path: Path, moto_endpoint: str, s3_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    srv = make_server(tmp_path)
+    # The vault starts on local storage whatever the suite's storage is: that is what moves.
+    srv = make_server(tmp_path, KINKO_STORAGE="local")
     srv.start()
     officer = srv.user("mig-officer", ["procurement"])
     case = officer.create_case("MIG-1", "移行")
@@ -92,6 +93,7 @@ def test_interrupted_migration_resumes_without_copying_twice(
         assert migrate_module._digest(dest, name) == migrate_module._digest(source, name)
 
     # Switched over: restarted without KINKO_STORAGE, the server reads and writes S3.
+    del srv.env["KINKO_STORAGE"]
     srv.env.update(aws_env_for_subprocess())
     srv.start()
     reader = srv.user("mig-officer")
@@ -110,7 +112,7 @@ def test_blob_left_on_local_store_stays_readable_after_switch(
     tmp_path: Path, moto_endpoint: str, s3_client: Any
 ) -> None:
     """A blob written locally after the last pass is read through the fallback."""
-    srv: KinkoServer = make_server(tmp_path)
+    srv: KinkoServer = make_server(tmp_path, KINKO_STORAGE="local")
     srv.start()
     officer = srv.user("late-officer", ["procurement"])
     case = officer.create_case("MIG-2", "late")
@@ -125,6 +127,7 @@ def test_blob_left_on_local_store_stays_readable_after_switch(
     late = officer.create_document(case["id"], "budget", "late", b"late, still local")
     srv.close_clients()
     srv.stop()
+    del srv.env["KINKO_STORAGE"]
     srv.env.update(aws_env_for_subprocess())
     srv.start()
     reader = srv.user("late-officer")
