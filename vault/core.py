@@ -98,7 +98,11 @@ class Vault:
         os.chmod(data_dir, 0o700)
 
         guard = Guard(settings.policies_dir)
-        catalog_engine = make_engine(settings.catalog_url)
+        # A catalog writer may wait for the audit store while holding the catalog lock, so the
+        # catalog's busy timeout outlasts the audit's: a slow log gives 503, never "locked".
+        catalog_engine = make_engine(
+            settings.catalog_url, busy_timeout_s=2 * settings.audit_timeout_seconds + 5
+        )
         upgrade(catalog_engine, CATALOG_MIGRATIONS, "alembic_version")
         audit_engine = make_engine(
             settings.audit_url, busy_timeout_s=settings.audit_timeout_seconds

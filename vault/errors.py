@@ -72,6 +72,13 @@ class IntegrityFailure(KinkoError):
     code = "integrity_error"
 
 
+class StoreUnavailable(KinkoError):
+    """The catalog or the blob store could not answer in time (locked, unreachable)."""
+
+    status = 503
+    code = "store_unavailable"
+
+
 class AuditUnavailable(KinkoError):
     status = 503
     code = "audit_unavailable"

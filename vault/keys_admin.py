@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from vault.catalog.models import Case, Document, Version
 from vault.core import Vault
@@ -73,11 +74,13 @@ def _cli_event(action: str, **fields: Any) -> dict[str, Any]:
 # -- usage -----------------------------------------------------------------------------------------
 
 
-def key_usage(vault: Vault, provider: KeyProvider | None = None) -> Counter[str]:
+def key_usage(
+    vault: Vault, provider: KeyProvider | None = None, session: Session | None = None
+) -> Counter[str]:
     """How many (unshredded) case keys each master key version wraps."""
     provider = provider or vault.keys.provider
     usage: Counter[str] = Counter()
-    with vault.read_session() as s:
+    with contextlib.nullcontext(session) if session is not None else vault.read_session() as s:
         for (wrapped,) in s.execute(select(Case.wrapped_key)).tuples():
             if is_shredded(wrapped):
                 continue
@@ -214,12 +217,17 @@ def rotate(
         report.stragglers += n
         if n == 0:
             break
-    usage = key_usage(vault, new)
-    report.in_use = dict(usage)
-    if isinstance(provider, LocalKeyProvider) and not report.failed:
-        report.dropped = provider.retain({k for k in usage if k != UNREADABLE})
-        if report.dropped:
-            log(f"dropped unused master key versions: {', '.join(report.dropped)}")
+    # The final count and the pruning happen under the catalog's write lock: a case being
+    # created wraps its key inside its own write transaction, so it either committed before
+    # this count (and is counted) or wraps after it, with the file's new current key.
+    with vault.write_session() as s:
+        usage = key_usage(vault, new, session=s)
+        report.in_use = dict(usage)
+        if isinstance(provider, LocalKeyProvider) and not report.failed:
+            report.dropped = provider.retain({k for k in usage if k != UNREADABLE})
+            if report.dropped:
+                log(f"dropped unused master key versions: {', '.join(report.dropped)}")
+        s.rollback()
     vault.audit.append_many(
         [
             _cli_event(

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from vault import __version__
-from vault.api import audit, cases, documents, errors, reviews, users
+from vault.api import audit, cases, documents, errors, reviews, sync, users
 from vault.api.deps import RequestIdMiddleware
 from vault.core import Vault
 from vault.services.users import bootstrap
@@ -55,4 +55,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(audit.router)
     app.include_router(reviews.router)
+    app.include_router(sync.router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,6 +14,8 @@ from vault.errors import BadRequest, Forbidden, NotFound
 from vault.services.context import Ctx
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+_INT = re.compile(r"-?[0-9]{1,18}")
 
 
 def _require_auditor(ctx: Ctx) -> None:
@@ -25,7 +28,7 @@ def _int(raw: str | None, name: str, default: int | None = None) -> int:
         if default is None:
             raise BadRequest(f"{name} is required", code=f"invalid_{name}")
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 18:
+    if not _INT.fullmatch(raw):
         raise BadRequest(f"{name} must be an integer", code=f"invalid_{name}")
     return int(raw)
 

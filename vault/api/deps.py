@@ -74,10 +74,21 @@ AnyCtx = Annotated[Ctx, Depends(optional_ctx)]
 UserCtx = Annotated[Ctx, Depends(signed_in_ctx)]
 
 
+MAX_JSON_BODY = 64 * 1024
+
+
 async def json_body(request: Request) -> JsonBody:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
+    # JSON bodies are small; reading stops at the cap so an oversized body cannot make memory
+    # grow with what a client sends.
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
         return JsonBody(None, "JSON body too large")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > MAX_JSON_BODY:
+            return JsonBody(None, "JSON body too large")
+    raw = bytes(buf)
     if not raw.strip():
         return JsonBody({}, None)
     try:

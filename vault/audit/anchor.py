@@ -39,9 +39,16 @@ class S3Anchor:
     ) -> S3Anchor:
         """Connect and check that the bucket exists and has Object Lock enabled."""
         import boto3
+        from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint_url)
+        # Short timeouts: anchoring runs beside the log, and an unreachable bucket should cost
+        # a few seconds per attempt, not minutes (the checkpoint is retried with the next).
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 3}),
+        )
         try:
             conf = client.get_object_lock_configuration(Bucket=bucket)
         except (ClientError, BotoCoreError) as exc:

@@ -71,10 +71,11 @@ def parse_time(value: str) -> datetime:
         raise BadRequest(f"not an RFC 3339 time: {value!r}", code="invalid_time") from None
     if t.tzinfo is None:
         raise BadRequest("times must carry a UTC offset", code="invalid_time")
+    # Years at the edge of the calendar overflow once moved to UTC or stored; nothing in a
+    # procurement vault happens there.
+    if not 1970 <= t.year <= 9000:
+        raise BadRequest("time out of range (years 1970-9000)", code="invalid_time")
     return t
-
-
-_IDLE: Any = object()
 
 
 @dataclass
@@ -103,6 +104,9 @@ class AuditLog:
         self._anchor = anchor
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._last_cut = time.monotonic()
         self._lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------------
@@ -110,17 +114,29 @@ class AuditLog:
     def start(self) -> None:
         with self._lock:
             if self._thread is None:
+                self._stopping.clear()
                 self._thread = threading.Thread(
                     target=self._run, name="kinko-audit-writer", daemon=True
                 )
                 self._thread.start()
+                if self._signer is not None:
+                    # Checkpoints are cut (and anchored, over the network) on a thread of their
+                    # own, so a slow anchor bucket never holds up the events of requests.
+                    self._ticker = threading.Thread(
+                        target=self._tick, name="kinko-audit-checkpoints", daemon=True
+                    )
+                    self._ticker.start()
 
     def stop(self) -> None:
         with self._lock:
             thread, self._thread = self._thread, None
+            ticker, self._ticker = self._ticker, None
+        self._stopping.set()
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout=10)
+        if ticker is not None:
+            ticker.join(timeout=10)
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Append one event and wait until it is durably committed; returns it with its seq."""
@@ -128,6 +144,15 @@ class AuditLog:
             return self.append_many([record])[0]
         fut: Future[dict[str, Any]] = Future()
         self._queue.put(_Pending(dict(record), fut))
+        try:
+            return fut.result(timeout=self._timeout + 1.0)
+        except FutureTimeout:
+            pass
+        # A request that gives up must not be recorded later as if it had been answered: an
+        # event the writer has not taken yet is withdrawn.  One already being committed is
+        # waited for, as its transaction ends within the store's own busy timeout.
+        if fut.cancel():
+            raise AuditUnavailable("the audit log could not be written in time")
         try:
             return fut.result(timeout=self._timeout + 1.0)
         except FutureTimeout:
@@ -142,25 +167,19 @@ class AuditLog:
         except Exception as exc:
             raise AuditUnavailable(f"the audit log could not be written: {exc}") from exc
 
-    def _run(self) -> None:
-        last_cut = time.monotonic()
-        while True:
-            # Waking up at least once a second lets the writer cut a checkpoint on time even
-            # when the last events arrived just after the previous one.
-            try:
-                first = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                first = _IDLE
-            if self._signer is not None and (
-                time.monotonic() - last_cut >= self._checkpoint_interval
-            ):
-                last_cut = time.monotonic()
-                try:
-                    self.cut_checkpoint()
-                except Exception:
-                    log.exception("could not cut an audit checkpoint")
-            if first is _IDLE:
+    def _tick(self) -> None:
+        while not self._stopping.wait(min(1.0, self._checkpoint_interval)):
+            if time.monotonic() - self._last_cut < self._checkpoint_interval:
                 continue
+            self._last_cut = time.monotonic()
+            try:
+                self.cut_checkpoint()
+            except Exception:
+                log.exception("could not cut an audit checkpoint")
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
             if first is None:
                 return
             batch = [first]
@@ -174,6 +193,12 @@ class AuditLog:
                     stop = True
                     break
                 batch.append(nxt)
+            # Claim each event; one whose request already gave up (cancelled) is dropped.
+            batch = [p for p in batch if p.future.set_running_or_notify_cancel()]
+            if not batch:
+                if stop:
+                    return
+                continue
             try:
                 events = self._commit([p.record for p in batch])
             except Exception as exc:
@@ -413,8 +438,9 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "seq":
+        seq = int(value)
+        if prefix != "seq" or not 0 <= seq < 2**62:
             raise ValueError(raw)
-        return int(value)
+        return seq
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise BadRequest("invalid cursor", code="invalid_cursor") from None

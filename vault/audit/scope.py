@@ -13,8 +13,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from sqlalchemy.exc import OperationalError
+
 from vault.audit.log import AuditLog
-from vault.errors import AuditUnavailable, KinkoError
+from vault.errors import AuditUnavailable, KinkoError, StoreUnavailable
+from vault.storage.base import StorageUnavailable
 
 log = logging.getLogger("kinko.audit")
 
@@ -88,6 +91,10 @@ class AuditScope:
                 self.event = self._log.append(self.record("deny", reason))
             except AuditUnavailable as audit_exc:
                 raise audit_exc from exc
+        if isinstance(exc, OperationalError | StorageUnavailable):
+            # A locked catalog or an unreachable bucket is an outage, not a bug: 503.
+            log.warning("store unavailable in %s: %s", self.action, exc)
+            raise StoreUnavailable("the store could not answer in time; retry") from exc
         if not isinstance(exc, KinkoError):
             # An unexpected failure becomes a plain 500 answered by the API's own handler,
             # rather than escaping to the server, which would drop the connection.

@@ -68,7 +68,6 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
         idem_key = idempotency.parse_key(ctx.idempotency_key)
         idem_scope = f"case.create:{number}"
         case_id = uuid.uuid4().hex
-        key, wrapped = ctx.vault.keys.new_case_key(case_id)
         now = ctx.now()
         with ctx.vault.write_session() as s:
             rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
@@ -80,6 +79,9 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             ev.set(case_id=case_id)
             if s.scalar(select(Case.id).where(Case.number == number)) is not None:
                 raise Conflict("a case with this number exists", code="case_exists")
+            # The key is wrapped while this transaction holds the catalog's write lock, so a
+            # key rotation counting which master keys are in use cannot miss this case.
+            key, wrapped = ctx.vault.keys.new_case_key(case_id)
             assert ctx.principal.user_id is not None
             s.add(
                 Case(

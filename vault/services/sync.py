@@ -1,0 +1,204 @@
+"""The sync manifest: everything a workstation client must mirror, cheap to poll.
+
+One answer lists the caller's cases (with the classes they may write now) and every document
+they may read right now, each at the version the content route would serve without ``version``
+(the latest for rule-1 readers, the final for rule-2-only readers).  The ETag is a SHA-256 over
+the canonical JSON of that answer without ``generated_at``, so it changes exactly when something
+the client mirrors changes: a new version or document, a new final, a stage change (scheduled
+ones included: the stage is judged at the request's instant), a membership added, changed,
+removed or expired.
+
+Cost: one query for the caller's cases, one per case for the stage in force and the caller's
+roles (the same statement every case route uses), one query for the documents of all those
+cases joined with the versions the answer names.  Decisions come from the guard's cached
+per-(roles, stage) permission set, never one Casbin ``enforce`` per document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from vault.authz import CaseView
+from vault.catalog.models import Case, Document, Membership, Version
+from vault.crypto import IntegrityError, KeyUnavailable
+from vault.domain import CLASSES
+from vault.errors import Forbidden, Gone, IntegrityFailure, NotFound
+from vault.services.context import Ctx, iso, view_of
+
+
+@dataclass(frozen=True)
+class ManifestAnswer:
+    """``body`` is None when the caller's ``If-None-Match`` already names the current ETag."""
+
+    etag: str
+    body: dict[str, Any] | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.body is None
+
+
+def manifest_etag(body: dict[str, Any]) -> str:
+    """A strong ETag over the canonical JSON of the manifest, ``generated_at`` left out."""
+    stable = {k: v for k, v in body.items() if k != "generated_at"}
+    raw = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return f'"{hashlib.sha256(raw).hexdigest()}"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether a listed tag equals ``etag`` (weak comparison, RFC 9110 §13.1.2).
+
+    ``*`` is deliberately not honoured: an unlogged 304 is only for a client that already
+    holds the current answer, never a way to learn that something changed without a record.
+    """
+    if if_none_match is None:
+        return False
+    for part in if_none_match.split(","):
+        tag = part.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag == etag:
+            return True
+    return False
+
+
+def _member_cases(s: Session, ctx: Ctx, now: datetime) -> list[Case]:
+    # The caller's own unexpired memberships, for everyone (admin and auditor included: the
+    # manifest is what a sync client mirrors, not an overview of the vault).
+    return list(
+        s.scalars(
+            select(Case)
+            .join(Membership, Membership.case_id == Case.id)
+            .where(
+                Membership.user_id == ctx.principal.user_id,
+                (Membership.expires_at.is_(None)) | (Membership.expires_at > now),
+            )
+            .order_by(Case.number)
+        )
+    )
+
+
+def _open(fn: Any, *args: Any) -> str:
+    try:
+        value = fn(*args)
+    except (KeyUnavailable, IntegrityError):
+        # A sealed field that fails to open means the catalog row was altered or moved.
+        raise IntegrityFailure(
+            "stored metadata failed authentication", code="integrity_error"
+        ) from None
+    assert isinstance(value, str)
+    return value
+
+
+def build_manifest(ctx: Ctx, s: Session, now: datetime) -> dict[str, Any]:
+    vault = ctx.vault
+    guard = vault.guard
+    cases_out: list[dict[str, Any]] = []
+    live: dict[str, tuple[Case, CaseView, bytes]] = {}
+    for case in _member_cases(s, ctx, now):
+        try:
+            key = vault.keys.case_key(case.id, case.wrapped_key)
+        except Gone:
+            continue  # crypto-shredded: nothing of it can be served, so nothing is mirrored
+        # One view per case, at one instant for the whole answer: the permission set comes
+        # from the guard's per-(roles, stage) cache.
+        view = view_of(ctx, s, case.id, now)
+        if not view.member:
+            continue  # the membership expired between the two statements' reads
+        live[case.id] = (case, view, key)
+        cases_out.append(
+            {
+                "id": case.id,
+                "number": case.number,
+                "stage": view.stage,
+                "writable_classes": [c for c in CLASSES if view.may(c, "write")],
+            }
+        )
+
+    docs_out: list[dict[str, Any]] = []
+    if live:
+        # Documents of all the caller's cases with their latest and final versions, in one go.
+        rows = s.execute(
+            select(Document, Version)
+            .join(
+                Version,
+                and_(
+                    Version.document_id == Document.id,
+                    or_(
+                        Version.version == Document.latest_version,
+                        Version.version == Document.final_version,
+                    ),
+                ),
+            )
+            .where(Document.case_id.in_(list(live)), Document.latest_version > 0)
+            .order_by(Document.created_at, Document.id, Version.version)
+        ).tuples()
+        versions: dict[str, dict[int, Version]] = {}
+        docs: list[Document] = []
+        for doc, ver in rows:
+            if doc.id not in versions:
+                versions[doc.id] = {}
+                docs.append(doc)
+            versions[doc.id][ver.version] = ver
+        for doc in docs:
+            case, view, key = live[doc.case_id]
+            try:
+                # Exactly the decision of GET /documents/{id}/content without ``version``.
+                grant = guard.content_read(
+                    ctx.principal,
+                    view,
+                    doc.doc_class,
+                    doc.latest_version,
+                    doc.final_version,
+                    None,
+                )
+            except (NotFound, Forbidden):
+                continue
+            row = versions[doc.id].get(grant.version)
+            if row is None:
+                continue  # a catalog without the row it names: nothing to serve
+            docs_out.append(
+                {
+                    "id": doc.id,
+                    "case_id": case.id,
+                    "case_number": case.number,
+                    "class": doc.doc_class,
+                    "title": _open(vault.keys.open_title, key, doc.id, doc.title_sealed),
+                    "version": grant.version,
+                    "size": row.size,
+                    "sha256": _open(
+                        vault.keys.open_digest, key, doc.id, row.version, row.sha256_sealed
+                    ),
+                    "final_version": doc.final_version,
+                    "rule": grant.rule,
+                }
+            )
+        docs_out.sort(key=lambda d: str(d["case_number"]))  # stable: keeps creation order
+
+    return {"generated_at": iso(now), "cases": cases_out, "documents": docs_out}
+
+
+def manifest(ctx: Ctx, if_none_match: str | None) -> ManifestAnswer:
+    ev = ctx.scope("sync.manifest")
+    try:
+        now = ctx.now()
+        with ctx.vault.read_session() as s:
+            body = build_manifest(ctx, s, now)
+        etag = manifest_etag(body)
+    except Exception as exc:
+        ev.fail(exc)
+    if etag_matches(if_none_match, etag):
+        # SPEC §5: a 304 reveals nothing new and may go unlogged.  Sync clients poll every few
+        # seconds, so unchanged polls are not logged: the log records every answer that carried
+        # a manifest, and an unchanged poll adds nothing to what the last logged one showed.
+        return ManifestAnswer(etag=etag, body=None)
+    # Fail closed: the event is committed before the manifest (titles, digests) leaves.
+    ev.allow()
+    return ManifestAnswer(etag=etag, body=body)
