@@ -126,3 +126,28 @@ def test_every_class_has_a_decision_for_every_role_and_stage() -> None:
     for stage in STAGES:
         perms = guard.permissions(["drafter"], stage)
         assert {c for c, a in perms if a == "read"} == set(CLASSES)
+
+
+def test_administrative_actions_come_from_the_policy() -> None:
+    guard = Guard(default_policies_dir())
+    assert guard.may(["admin"], "@users", "manage")
+    assert guard.may(["admin"], "@members", "manage")
+    assert not guard.may(["admin"], "@transitions", "manage")
+    assert guard.may(["supervisor"], "@transitions", "manage")
+    assert guard.may(["procurement"], "@cases", "create")
+    assert guard.may(["auditor"], "@audit", "read")
+    assert not guard.may(["admin"], "@audit", "read")
+    # The document-class wildcard ("drafter reads every class") never grants an admin action.
+    assert not guard.may(["drafter"], "@audit", "read")
+    assert not guard.may(["drafter", "evaluator", "reviewer"], "@members", "manage")
+
+
+def test_operator_can_change_administrative_rules(tmp_path: Path) -> None:
+    pol = _policies_copy(tmp_path)
+    with (pol / "policy.csv").open("a") as fh:
+        fh.write("p, admin, @audit, read, *\n")
+    assert Guard(pol).may(["admin"], "@audit", "read")
+    with (pol / "policy.csv").open("a") as fh:
+        fh.write("p, admin, @audit, delete, *\n")
+    with pytest.raises(ValueError, match="delete"):
+        Guard(pol)

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from vault.api.deps import UserCtx
-from vault.errors import BadRequest, Forbidden, NotFound
+from vault.errors import BadRequest, NotFound
 from vault.services.context import Ctx
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -19,8 +19,13 @@ _INT = re.compile(r"-?[0-9]{1,18}")
 
 
 def _require_auditor(ctx: Ctx) -> None:
-    if "auditor" not in ctx.principal.roles:
-        raise Forbidden("only auditors may use the audit log", code="auditor_required")
+    ctx.vault.guard.require_global(
+        ctx.principal,
+        "@audit",
+        "read",
+        message="only auditors may use the audit log",
+        code="auditor_required",
+    )
 
 
 def _int(raw: str | None, name: str, default: int | None = None) -> int:

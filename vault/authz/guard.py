@@ -17,7 +17,7 @@ from pathlib import Path
 
 import casbin
 
-from vault.domain import ACTIONS, CLASSES, STAGE_INDEX, DisclosureTable
+from vault.domain import ACTIONS, CASE_ROLES, CLASSES, GLOBAL_ROLES, STAGE_INDEX, DisclosureTable
 from vault.errors import Forbidden, NotFound
 
 OVERSEER_ROLES = frozenset({"admin", "auditor"})
@@ -79,6 +79,18 @@ def _stage_in(stage: str, allowed: str) -> bool:
     return allowed == "*" or stage in allowed.split("|")
 
 
+def _obj_match(requested: str, rule: str) -> bool:
+    # The class wildcard must never grant an administrative action.
+    return requested == rule or (rule == "*" and not requested.startswith("@"))
+
+
+# Administrative objects and their actions, as the policy may name them.
+ADMIN_OBJECTS = frozenset({"@users", "@members", "@cases", "@transitions", "@audit", "@reviews"})
+ADMIN_ACTIONS = frozenset({"manage", "create", "read", "decide", "coverage"})
+# Stage passed for administrative decisions, which no stage list names.
+_NO_STAGE = "-"
+
+
 class Guard:
     def __init__(self, policies_dir: Path) -> None:
         model = policies_dir / "model.conf"
@@ -86,6 +98,7 @@ class Guard:
         self.disclosure = DisclosureTable.load(policies_dir / "disclosure.csv")
         self._enforcer = casbin.Enforcer(str(model), str(policy))
         self._enforcer.add_function("stage_in", _stage_in)
+        self._enforcer.add_function("obj_match", _obj_match)
         # pycasbin's enforcer is not documented as thread-safe; the permission table below is
         # computed under this lock once per (roles, stage) and then only read.
         self._lock = threading.Lock()
@@ -100,11 +113,14 @@ class Guard:
         for rule in self._enforcer.get_policy():
             role, cls, action, stages = rule
             problems = []
-            if role not in ("drafter", "supervisor", "evaluator", "reviewer"):
+            if role not in CASE_ROLES and role not in GLOBAL_ROLES:
                 problems.append(f"role {role!r}")
-            if cls != "*" and cls not in CLASSES:
+            if cls in ADMIN_OBJECTS:
+                if action not in ADMIN_ACTIONS:
+                    problems.append(f"action {action!r}")
+            elif cls != "*" and cls not in CLASSES:
                 problems.append(f"class {cls!r}")
-            if action not in ACTIONS:
+            elif action not in ACTIONS:
                 problems.append(f"action {action!r}")
             if stages != "*" and any(s not in STAGE_INDEX for s in stages.split("|")):
                 problems.append(f"stages {stages!r}")
@@ -156,12 +172,31 @@ class Guard:
         if not view.visible:
             raise NotFound("case not found", code="case_not_found")
 
-    def require_supervisor(self, view: CaseView, *, admin_ok: bool, principal: Principal) -> None:
+    # -- administrative actions ----------------------------------------------------------------
+
+    def may(self, roles: Iterable[str], obj: str, action: str) -> bool:
+        """Whether any of ``roles`` (global or case roles) permits an administrative action."""
+        return self._may(frozenset(roles), obj, action)
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one guard lives as long as the process.
+    def _may(self, roles: frozenset[str], obj: str, action: str) -> bool:
+        with self._lock:
+            return any(self._enforcer.enforce(r, obj, action, _NO_STAGE) for r in roles)
+
+    def require_global(
+        self, principal: Principal, obj: str, action: str, *, message: str, code: str
+    ) -> None:
+        """An action decided by the caller's global roles alone (users, audit log, new cases)."""
+        if not self.may(principal.roles, obj, action):
+            raise Forbidden(message, code=code)
+
+    def require_case_action(
+        self, view: CaseView, principal: Principal, obj: str, action: str
+    ) -> None:
+        """An administrative action in one case: 404 for outsiders, then the policy decides."""
         self.require_case(view)
-        if admin_ok and "admin" in principal.roles:
-            return
-        if "supervisor" not in view.roles:
-            raise Forbidden("only a supervisor of the case may do this", code="not_supervisor")
+        if not self.may(view.roles | principal.roles, obj, action):
+            raise Forbidden("your roles do not allow this in the case", code="not_supervisor")
 
     def require_write(self, view: CaseView, cls: str) -> None:
         self.require_case(view)

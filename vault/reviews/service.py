@@ -166,11 +166,12 @@ def sync_index(vault: Vault) -> int:
 
 
 def _is_auditor(ctx: Ctx) -> bool:
-    return "auditor" in ctx.principal.roles
+    """Whether the caller's global roles let them review reads in every case (auditors)."""
+    return ctx.vault.guard.may(ctx.principal.roles, "@reviews", "decide")
 
 
 def supervised_cases(ctx: Ctx) -> set[str]:
-    """Cases where the caller holds an unexpired ``supervisor`` membership now."""
+    """Cases where the caller's unexpired case roles let them review reads (supervisors)."""
     if ctx.principal.user_id is None:
         return set()
     now = ctx.now()
@@ -181,7 +182,8 @@ def supervised_cases(ctx: Ctx) -> set[str]:
                 or_(Membership.expires_at.is_(None), Membership.expires_at > now),
             )
         )
-        return {m.case_id for m in rows if "supervisor" in m.role_list}
+        guard = ctx.vault.guard
+        return {m.case_id for m in rows if guard.may(m.role_list, "@reviews", "decide")}
 
 
 def _reviewer_scope(ctx: Ctx) -> set[str] | None:
@@ -268,7 +270,7 @@ def submit(ctx: Ctx, raw_seq: str, body: JsonBody) -> dict[str, Any]:
             # supervisor, or an admin (who sees every case but reviews none), is refused (403).
             if not view.visible:
                 raise not_found
-            if "supervisor" not in view.roles:
+            if not vault.guard.may(view.roles, "@reviews", "decide"):
                 raise Forbidden(
                     "only a supervisor of the case or an auditor may review its reads",
                     code="reviewer_required",
@@ -387,8 +389,13 @@ def daily_report(ctx: Ctx, raw_date: str | None, fmt: str | None) -> dict[str, A
 
 def coverage(ctx: Ctx, raw_days: str | None) -> dict[str, Any]:
     with ctx.scope("review.coverage") as ev:
-        if not _is_auditor(ctx):
-            raise Forbidden("only auditors see review coverage", code="auditor_required")
+        ctx.vault.guard.require_global(
+            ctx.principal,
+            "@reviews",
+            "coverage",
+            message="only auditors see review coverage",
+            code="auditor_required",
+        )
         if raw_days is None:
             days = 7
         elif _INT_RE.fullmatch(raw_days) and int(raw_days) <= MAX_OLDER_THAN_DAYS:

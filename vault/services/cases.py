@@ -21,7 +21,7 @@ from vault.domain import (
     validate_stage,
     validate_title,
 )
-from vault.errors import BadRequest, Conflict, Forbidden, NotFound
+from vault.errors import BadRequest, Conflict, NotFound
 from vault.keyring import is_shredded
 from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
@@ -56,8 +56,13 @@ def _names(session: Session, ids: set[int]) -> dict[int, str]:
 
 def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
     with ctx.scope("case.create") as ev:
-        if "procurement" not in ctx.principal.roles:
-            raise Forbidden("only procurement staff may create cases", code="procurement_required")
+        ctx.vault.guard.require_global(
+            ctx.principal,
+            "@cases",
+            "create",
+            message="only procurement staff may create cases",
+            code="procurement_required",
+        )
         data = body.require()
         number, title = data.get("number"), data.get("title")
         try:
@@ -228,7 +233,7 @@ def set_member(ctx: Ctx, case_id: str, name: str, body: JsonBody) -> dict[str, A
         with ctx.vault.write_session() as s:
             case = load_case(s, case_id)
             view = view_of(ctx, s, case.id, now)
-            ctx.vault.guard.require_supervisor(view, admin_ok=True, principal=ctx.principal)
+            ctx.vault.guard.require_case_action(view, ctx.principal, "@members", "manage")
             data = body.require()
             roles, expires_at = data.get("roles"), data.get("expires_at")
             if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
@@ -261,7 +266,7 @@ def remove_member(ctx: Ctx, case_id: str, name: str) -> None:
     ):
         case = load_case(s, case_id)
         view = view_of(ctx, s, case.id)
-        ctx.vault.guard.require_supervisor(view, admin_ok=True, principal=ctx.principal)
+        ctx.vault.guard.require_case_action(view, ctx.principal, "@members", "manage")
         user = s.scalar(select(User).where(User.name == name))
         m = s.get(Membership, (case.id, user.id)) if user is not None else None
         if m is None:
@@ -278,7 +283,7 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
         with ctx.vault.write_session() as s:
             case = load_case(s, case_id)
             view = view_of(ctx, s, case.id, now)
-            ctx.vault.guard.require_supervisor(view, admin_ok=False, principal=ctx.principal)
+            ctx.vault.guard.require_case_action(view, ctx.principal, "@transitions", "manage")
             data = body.require()
             stage, at = data.get("stage"), data.get("at")
             try:
@@ -339,7 +344,7 @@ def cancel_transition(ctx: Ctx, case_id: str, transition_id: str) -> None:
         with ctx.vault.write_session() as s:
             case = load_case(s, case_id)
             view = view_of(ctx, s, case.id, now)
-            ctx.vault.guard.require_supervisor(view, admin_ok=False, principal=ctx.principal)
+            ctx.vault.guard.require_case_action(view, ctx.principal, "@transitions", "manage")
             t = s.get(Transition, transition_id) if len(transition_id) <= 32 else None
             if t is None or t.case_id != case.id or t.cancelled_at is not None:
                 raise NotFound("transition not found", code="transition_not_found")

@@ -17,7 +17,7 @@ from vault.catalog.models import Case, Membership, Token, User
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.domain import DomainError, validate_global_roles, validate_user_name
-from vault.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
+from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso
 
@@ -114,8 +114,13 @@ def bootstrap(vault: Vault) -> str | None:
 
 
 def _require_admin(ctx: Ctx) -> None:
-    if "admin" not in ctx.principal.roles:
-        raise Forbidden("only an admin may manage users and tokens", code="admin_required")
+    ctx.vault.guard.require_global(
+        ctx.principal,
+        "@users",
+        "manage",
+        message="only an admin may manage users and tokens",
+        code="admin_required",
+    )
 
 
 def _user(s: Any, name: str) -> User:
