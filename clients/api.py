@@ -173,6 +173,16 @@ class KinkoClient:
                 _raise_for(resp)
             yield from resp.iter_bytes(chunk_size)
 
+    # sync
+    def manifest(self, etag: str | None = None) -> tuple[dict[str, Any] | None, str]:
+        """``GET /api/v1/sync/manifest``: (body, ETag); body is None on 304 Not Modified."""
+        headers = {} if etag is None else {"If-None-Match": etag}
+        resp = self.http.get("/api/v1/sync/manifest", headers=headers)
+        if resp.status_code == 304:
+            return None, resp.headers.get("ETag", etag or "")
+        _raise_for(resp)
+        return dict(resp.json()), resp.headers.get("ETag", "")
+
     def public_documents(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/api/v1/public/documents")["documents"])
 

@@ -308,6 +308,14 @@ class State:
                     (key, value),
                 )
 
+    def meta_items(self, prefix: str) -> dict[str, str]:
+        """Every meta entry whose key starts with ``prefix`` (keys returned without it)."""
+        rows = self._conn.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {str(k)[len(prefix) :]: str(v) for k, v in rows}
+
     @property
     def device_id(self) -> str:
         """This installation's stable random id, created on first use."""

@@ -79,6 +79,10 @@ def _register_subcommands() -> None:
     app.add_typer(keys_app, name="keys", help="Master keys: rotate, status.")
     app.add_typer(case_app, name="case", help="Case operations: crypto-shred a closed case.")
     app.add_typer(storage_app, name="storage", help="Blob storage: migrate to S3.")
+    # A plain command, not a sub-app: ``kinko sync status DIR`` must not parse as DIR="status".
+    from clients.sync.cli import sync_command
+
+    app.command("sync")(sync_command)
 
 
 _register_subcommands()

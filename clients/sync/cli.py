@@ -1,0 +1,104 @@
+"""``kinko sync DIR --server URL [--purpose TEXT] [--once] [--restore]``,
+``kinko sync status DIR``.
+
+Registered as the single command ``sync`` (not a sub-app: a group callback taking DIR would
+parse ``kinko sync status DIR`` as DIR="status"). The first argument ``status`` followed by a
+directory selects the status report; to sync a directory literally named ``status``, write
+``./status``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clients.api import KinkoClient
+
+DEFAULT_PURPOSE = "workstation sync"
+INTERVAL_SECONDS = 2.0
+
+
+def _token(token_file: Path | None) -> str:
+    if token_file is not None:
+        return token_file.read_text(encoding="utf-8").strip()
+    token = os.environ.get("KINKO_TOKEN", "").strip()
+    if not token:
+        raise typer.BadParameter("set KINKO_TOKEN or pass --token-file")
+    return token
+
+
+def sync_command(
+    target: Annotated[str, typer.Argument(metavar="DIR", help="Sync folder (or 'status').")],
+    status_dir: Annotated[
+        Path | None, typer.Argument(metavar="[DIR]", help="With 'status': the sync folder.")
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option("--server", envvar="KINKO_SERVER", help="Server URL.")
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option(help="Access purpose recorded with every download.")
+    ] = DEFAULT_PURPOSE,
+    once: Annotated[bool, typer.Option("--once", help="One full pass, then exit.")] = False,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Download again documents deleted locally.")
+    ] = False,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="File holding the API token.")
+    ] = None,
+) -> None:
+    """Mirror the documents you may read into DIR and upload your edits; or show the status."""
+    from clients.sync.engine import SyncEngine, status_lines
+
+    if target == "status" and status_dir is not None:
+        lines = status_lines(status_dir)
+        for line in lines:
+            typer.echo(line)
+        raise typer.Exit(1 if lines[0].endswith("state.db)") else 0)
+    if status_dir is not None:
+        raise typer.BadParameter(f"unexpected argument {status_dir}")
+    if server is None:
+        raise typer.BadParameter("--server is required")
+    root = Path(target)
+    with (
+        KinkoClient(server, _token(token_file)) as client,
+        SyncEngine(root, client, purpose=purpose) as engine,
+    ):
+        if once:
+            report = engine.run_once(restore=restore)
+            _print(report)
+            raise typer.Exit(0 if report.in_step else 1)
+        # Polling for now; the watchdog-based watcher (react to local changes at once) comes
+        # later and will call the same run_once.
+        try:
+            first = True
+            while True:
+                report = engine.run_once(restore=restore and first)
+                first = False
+                if report.downloaded or report.uploaded or report.errors or report.conflicts:
+                    _print(report)
+                time.sleep(INTERVAL_SECONDS)
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+
+
+def _print(report: object) -> None:
+    from clients.sync.engine import PassReport
+
+    assert isinstance(report, PassReport)
+    for label, items in (
+        ("downloaded", report.downloaded),
+        ("uploaded", report.uploaded),
+        ("conflict", report.conflicts),
+        ("removed", report.removed),
+        ("quarantined", report.quarantined),
+        ("not uploaded (no write access)", report.blocked),
+        ("error", report.errors),
+    ):
+        for item in items:
+            typer.echo(f"{label}: {item}")
+    state = "in step" if report.in_step else f"{report.pending_uploads} upload(s) pending"
+    typer.echo(f"sync pass done: {state}")
