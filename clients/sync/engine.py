@@ -154,6 +154,7 @@ class SyncEngine:
         self.root = Path(root).resolve()
         self.client = client
         self.purpose = purpose
+        self._manifest_cache: tuple[str, dict[str, Any]] | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = State.open(self.root)
         self.device = device or self.state.device_id
@@ -264,8 +265,15 @@ class SyncEngine:
         return report
 
     def _fetch(self) -> _Manifest:
-        body, _etag = self.client.manifest()
-        assert body is not None
+        # Polls are conditional: while nothing changed the server answers 304 without a body
+        # (and without an audit event), and the previous answer is used again.
+        cached = self._manifest_cache
+        body, etag = self.client.manifest(cached[0] if cached else None)
+        if body is None:
+            assert cached is not None
+            body = cached[1]
+        else:
+            self._manifest_cache = (etag, body) if etag else None
         return _Manifest(body)
 
     def _pass(self, report: PassReport, restore: bool) -> None:

@@ -323,3 +323,28 @@ def test_cli_once_and_status(world: World) -> None:
     assert res.returncode == 1
     assert "not a sync folder" in res.stdout
     assert not (w.root.parent / "nowhere").exists()
+
+
+def test_polling_an_unchanged_vault_is_conditional(world: World) -> None:
+    """A running client asks with If-None-Match: no body, no audit event while nothing changes."""
+    w = world
+    w.drafter.create_document(w.case_id, "schedule", "日程.txt", b"v1")
+
+    def manifest_events() -> int:
+        events = w.auditor.audit_events(actor=w.drafter_name, action="sync.manifest", limit=1000)[
+            "events"
+        ]
+        return len(events)
+
+    with w.engine() as eng:
+        assert not eng.run_once().errors
+        after_first = manifest_events()
+        for _ in range(3):
+            report = eng.run_once()
+            assert not report.errors
+            assert report.downloaded == []
+        assert manifest_events() == after_first
+        w.drafter.create_document(w.case_id, "schedule", "日程2.txt", b"new")
+        report = eng.run_once()
+        assert report.downloaded == [f"{case_dir(w.number)}/schedule/日程2.txt"]
+        assert manifest_events() == after_first + 1
