@@ -10,7 +10,6 @@ directory selects the status report; to sync a directory literally named ``statu
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -51,7 +50,7 @@ def sync_command(
     ] = None,
 ) -> None:
     """Mirror the documents you may read into DIR and upload your edits; or show the status."""
-    from clients.sync.engine import SyncEngine, status_lines
+    from clients.sync.engine import PassReport, SyncEngine, status_lines
 
     if target == "status" and status_dir is not None:
         lines = status_lines(status_dir)
@@ -71,18 +70,15 @@ def sync_command(
             report = engine.run_once(restore=restore)
             _print(report)
             raise typer.Exit(0 if report.in_step else 1)
-        # Polling for now; the watchdog-based watcher (react to local changes at once) comes
-        # later and will call the same run_once.
-        try:
-            first = True
-            while True:
-                report = engine.run_once(restore=restore and first)
-                first = False
-                if report.downloaded or report.uploaded or report.errors or report.conflicts:
-                    _print(report)
-                time.sleep(INTERVAL_SECONDS)
-        except KeyboardInterrupt:
-            raise typer.Exit(0) from None
+        from clients.sync.watch import watch
+
+        def show(report: PassReport) -> None:
+            if report.downloaded or report.uploaded or report.errors or report.conflicts:
+                _print(report)
+
+        # Watches DIR (a local change is sent once it settles), polls the server every
+        # INTERVAL_SECONDS and returns on Ctrl-C.
+        watch(engine, poll_seconds=INTERVAL_SECONDS, restore=restore, on_report=show)
 
 
 def _print(report: object) -> None:

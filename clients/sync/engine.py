@@ -56,7 +56,7 @@ __all__ = ["PassReport", "SyncEngine", "SyncLockedError"]
 QUARANTINE_DIR = "quarantine"
 BLOCKED_PREFIX = "blocked:"
 QUARANTINE_PREFIX = "quarantine:"
-MAX_BACKOFF = timedelta(minutes=5)
+MAX_BACKOFF = timedelta(seconds=15)  # the issue caps retries of a queued upload at 15 s
 
 
 class SyncLockedError(RuntimeError):

@@ -151,3 +151,29 @@ def test_operator_can_change_administrative_rules(tmp_path: Path) -> None:
         fh.write("p, admin, @audit, delete, *\n")
     with pytest.raises(ValueError, match="delete"):
         Guard(pol)
+
+
+def test_a_failure_after_the_allow_event_is_recorded(tmp_path: Path) -> None:
+    from vault.audit.log import AuditLog
+    from vault.audit.scope import AuditScope, RequestInfo
+    from vault.db import AUDIT_MIGRATIONS, make_engine, upgrade
+    from vault.errors import KinkoError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    upgrade(engine, AUDIT_MIGRATIONS, "alembic_version_audit")
+    audit = AuditLog(engine)
+    info = RequestInfo(ip=None, user_agent=None, device=None, request_id="r1")
+
+    def write_that_fails_after_allow() -> None:
+        with AuditScope(audit, info, "tanaka", "document.write") as ev:
+            ev.allow()
+            raise RuntimeError("catalog commit failed")
+
+    with pytest.raises(KinkoError):
+        write_that_fails_after_allow()
+    events, _ = audit.query()
+    assert [(e["decision"], e["reason"], e["request_id"]) for e in events] == [
+        ("allow", "ok", "r1"),
+        ("deny", "failed_after_allow:internal_error", "r1"),
+    ]
+    engine.dispose()

@@ -85,12 +85,20 @@ class AuditScope:
         """Record a refused or failed request, then raise the error the caller should see."""
         if isinstance(exc, AuditUnavailable):
             raise exc
+        reason = exc.code if isinstance(exc, KinkoError) else "internal_error"
         if self.event is None:
-            reason = exc.code if isinstance(exc, KinkoError) else "internal_error"
             try:
                 self.event = self._log.append(self.record("deny", reason))
             except AuditUnavailable as audit_exc:
                 raise audit_exc from exc
+        elif self.event.get("decision") == "allow":
+            # The allow event was written, then the change itself failed (a catalog commit,
+            # say).  A second event with the same request id says so, so the log never claims
+            # a change that did not happen.
+            try:
+                self._log.append(self.record("deny", f"failed_after_allow:{reason}"))
+            except AuditUnavailable:
+                log.error("could not record that %s failed after it was allowed", self.action)
         if isinstance(exc, OperationalError | StorageUnavailable):
             # A locked catalog or an unreachable bucket is an outage, not a bug: 503.
             log.warning("store unavailable in %s: %s", self.action, exc)
