@@ -8,6 +8,7 @@ layout, and so that two writers can never race for the same name.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Iterator
@@ -175,3 +176,40 @@ class BlobStore(Protocol):
         Meant to run at start-up, before writers from other processes exist.
         """
         ...
+
+
+WRITER_OPEN, WRITER_COMMITTED, WRITER_ABORTED = "open", "committed", "aborted"
+
+
+class WriterLifecycle:
+    """The open → committed | aborted life of a backend's writer, shared by every backend.
+
+    A subclass sets ``_state`` and implements ``abort``.  Leaving a ``with`` block without a
+    commit aborts; a writer dropped while still open aborts too, so an abandoned upload leaves
+    nothing behind (temp files, multipart parts) until the next start-up's clean-up.
+    """
+
+    _state: str
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) == WRITER_OPEN:
+            with contextlib.suppress(Exception):
+                self.abort()
+
+    def _require_open(self, action: str) -> None:
+        if self._state != WRITER_OPEN:
+            raise StorageError(f"cannot {action}: writer already {self._state}")

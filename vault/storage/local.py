@@ -28,7 +28,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from .base import BlobExists, BlobNotFound, StorageError, is_valid_blob_name, new_blob_name
+from .base import (
+    WRITER_ABORTED,
+    WRITER_COMMITTED,
+    WRITER_OPEN,
+    BlobExists,
+    BlobNotFound,
+    StorageError,
+    WriterLifecycle,
+    is_valid_blob_name,
+    new_blob_name,
+)
 
 __all__ = ["LocalBlobStore"]
 
@@ -46,7 +56,7 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
-_OPEN, _COMMITTED, _ABORTED = "open", "committed", "aborted"
+_OPEN, _COMMITTED, _ABORTED = WRITER_OPEN, WRITER_COMMITTED, WRITER_ABORTED
 
 
 def _fsync_dir(path: Path) -> None:
@@ -250,7 +260,7 @@ class LocalBlobStore:
             raise StorageError(f"cannot list {path.name}: {exc.strerror}") from exc
 
 
-class _LocalBlobWriter:
+class _LocalBlobWriter(WriterLifecycle):
     """Writes straight through to a temp file; only ``commit`` makes the data visible."""
 
     def __init__(self, store: LocalBlobStore, name: str | None = None) -> None:
@@ -309,28 +319,6 @@ class _LocalBlobWriter:
             pass
         finally:
             self._store._release_tmp(self._tmp_name)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()
-
-    def __del__(self) -> None:
-        # A writer dropped without commit or abort would otherwise keep a descriptor open and
-        # leave its temp file behind until the next start-up.
-        if getattr(self, "_state", None) == _OPEN:
-            with contextlib.suppress(Exception):
-                self.abort()
-
-    def _require_open(self, action: str) -> None:
-        if self._state != _OPEN:
-            raise StorageError(f"cannot {action}: writer already {self._state}")
 
 
 class _LocalBlobReader:

@@ -38,10 +38,14 @@ import urllib3.exceptions
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .base import (
+    WRITER_ABORTED,
+    WRITER_COMMITTED,
+    WRITER_OPEN,
     BlobExists,
     BlobNotFound,
     StorageError,
     StorageUnavailable,
+    WriterLifecycle,
     is_valid_blob_name,
     new_blob_name,
 )
@@ -70,7 +74,7 @@ _TAKEN_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConfli
 # Per-part integrity checksum (botocore computes it; S3 verifies it on receipt).
 _CHECKSUM = "CRC32"
 
-_OPEN, _COMMITTED, _ABORTED = "open", "committed", "aborted"
+_OPEN, _COMMITTED, _ABORTED = WRITER_OPEN, WRITER_COMMITTED, WRITER_ABORTED
 
 # Errors a streaming body can raise while being read, besides botocore's own (urllib3 is a
 # dependency of botocore).
@@ -423,7 +427,7 @@ class S3BlobStore:
             self._active_uploads.discard(upload_id)
 
 
-class _S3BlobWriter:
+class _S3BlobWriter(WriterLifecycle):
     """Buffers at most one part; sends parts as they fill, and commits conditionally."""
 
     def __init__(self, store: S3BlobStore, name: str | None = None) -> None:
@@ -499,28 +503,6 @@ class _S3BlobWriter:
         # The buffer object itself is handed over (no copy) and replaced by a fresh one.
         body, self._buffer = self._buffer, bytearray()
         self._parts.append(self._store._upload_part(self._name, self._upload_id, number, body))
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()
-
-    def __del__(self) -> None:
-        # A writer dropped without commit or abort would otherwise leave its parts behind
-        # (billed, invisible) until the next start-up's cleanup.
-        if getattr(self, "_state", None) == _OPEN:
-            with contextlib.suppress(Exception):
-                self.abort()
-
-    def _require_open(self, action: str) -> None:
-        if self._state != _OPEN:
-            raise StorageError(f"cannot {action}: writer already {self._state}")
 
 
 class _S3BlobReader:
