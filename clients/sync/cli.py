@@ -9,11 +9,14 @@ directory selects the status report; to sync a directory literally named ``statu
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from clients.api import KinkoClient
 
@@ -21,13 +24,23 @@ DEFAULT_PURPOSE = "workstation sync"
 INTERVAL_SECONDS = 2.0
 
 
-def _token(token_file: Path | None) -> str:
+def _token(token_file: Path | None, server: str) -> str:
     if token_file is not None:
         return token_file.read_text(encoding="utf-8").strip()
     token = os.environ.get("KINKO_TOKEN", "").strip()
-    if not token:
-        raise typer.BadParameter("set KINKO_TOKEN or pass --token-file")
-    return token
+    if token:
+        return token
+    # The OS keyring, when the optional ``keyring`` package is installed:
+    # ``keyring set kinko <server URL>`` stores the token there.
+    try:
+        import keyring  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        keyring = None
+    if keyring is not None:
+        stored = keyring.get_password("kinko", server)
+        if stored:
+            return str(stored).strip()
+    raise typer.BadParameter("set KINKO_TOKEN, pass --token-file, or store it in the keyring")
 
 
 def sync_command(
@@ -63,8 +76,9 @@ def sync_command(
         raise typer.BadParameter("--server is required")
     root = Path(target)
     with (
-        KinkoClient(server, _token(token_file)) as client,
+        KinkoClient(server, _token(token_file, server)) as client,
         SyncEngine(root, client, purpose=purpose) as engine,
+        _progress(engine),
     ):
         if once:
             report = engine.run_once(restore=restore)
@@ -79,6 +93,43 @@ def sync_command(
         # Watches DIR (a local change is sent once it settles), polls the server every
         # INTERVAL_SECONDS and returns on Ctrl-C.
         watch(engine, poll_seconds=INTERVAL_SECONDS, restore=restore, on_report=show)
+
+
+@contextlib.contextmanager
+def _progress(engine: Any) -> Iterator[None]:
+    """A Rich progress bar (bytes and files) on the terminal while files move."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[files]} files"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("syncing", total=None, files=0)
+
+        def moved(path: str, nbytes: int, finished: bool) -> None:
+            files = int(bar.tasks[task].fields["files"]) + (1 if finished else 0)
+            bar.update(task, advance=nbytes, files=files, description=path[-40:])
+
+        engine.on_transfer = moved
+        try:
+            yield
+        finally:
+            engine.on_transfer = None
 
 
 def _print(report: object) -> None:

@@ -26,7 +26,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,6 +155,9 @@ class SyncEngine:
         self.client = client
         self.purpose = purpose
         self._manifest_cache: tuple[str, dict[str, Any]] | None = None
+        # Called with (path, bytes moved, file finished) while files move; the CLI draws its
+        # progress bar from it.
+        self.on_transfer: Callable[[str, int, bool], None] | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = State.open(self.root)
         self.device = device or self.state.device_id
@@ -421,6 +424,8 @@ class SyncEngine:
             )  # fmt: skip
         # Counted before sending: an entry that may have reached the server keeps its key.
         self.state.record_upload_failure(up.id, "in flight", datetime.now(UTC))
+        if self.on_transfer is not None:
+            self.on_transfer(up.path, size, True)
         try:
             if up.doc_id is None:
                 title = decode_component(up.path.rsplit("/", 1)[1], strict=False)
@@ -504,6 +509,8 @@ class SyncEngine:
                     f.write(chunk)
                     h.update(chunk)
                     size += len(chunk)
+                    if self.on_transfer is not None:
+                        self.on_transfer(rel, len(chunk), False)
                 f.flush()
                 os.fsync(f.fileno())
             if size != doc.size or h.hexdigest() != doc.sha256:
@@ -513,6 +520,8 @@ class SyncEngine:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        if self.on_transfer is not None:
+            self.on_transfer(rel, 0, True)
         return FileRecord(
             rel, doc.id, doc.case_id, doc.cls, doc.version, doc.sha256, size,
             dest.stat().st_mtime_ns, "synced",

@@ -348,3 +348,16 @@ def test_polling_an_unchanged_vault_is_conditional(world: World) -> None:
         report = eng.run_once()
         assert report.downloaded == [f"{case_dir(w.number)}/schedule/日程2.txt"]
         assert manifest_events() == after_first + 1
+
+
+def test_transfers_are_reported_for_the_progress_bar(world: World) -> None:
+    w = world
+    body = b"x" * (3 * (1 << 20) + 5)
+    w.drafter.create_document(w.case_id, "proposal", "big.bin", body)
+    moved: list[tuple[str, int, bool]] = []
+    with w.engine() as eng:
+        eng.on_transfer = lambda path, n, done: moved.append((path, n, done))
+        assert not eng.run_once().errors
+    rel = f"{case_dir(w.number)}/proposal/big.bin"
+    assert sum(n for p, n, _ in moved if p == rel) == len(body)
+    assert (rel, 0, True) in moved
