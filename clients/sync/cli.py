@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -85,6 +86,12 @@ def sync_command(
             _print(report)
             raise typer.Exit(0 if report.in_step else 1)
         from clients.sync.watch import watch
+
+        # watchdog warns when a directory created during a burst is registered twice and then
+        # replaces the callback; harmless, and noise on a user's terminal.
+        warnings.filterwarnings(
+            "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+        )
 
         def show(report: PassReport) -> None:
             if report.downloaded or report.uploaded or report.errors or report.conflicts:
