@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vault.audit.scope import RequestInfo
+from vault.audit.records import RequestInfo
 from vault.core import Vault
 from vault.services.context import Ctx, JsonBody
 from vault.services.users import authenticate, require_signed_in

@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vault.audit.scope import AuditScope, RequestInfo
+from vault.audit.records import RequestInfo
+from vault.audit.scope import AuditScope
 from vault.authz import CaseView, Principal
 from vault.catalog.models import Case, Membership, Transition
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.errors import BadRequest, NotFound
+from vault.services.errors import translate
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,14 @@ class Ctx:
     idempotency_key: str | None = None
 
     def scope(self, action: str, **fields: Any) -> AuditScope:
-        return AuditScope(self.vault.audit, self.info, self.principal.name, action, **fields)
+        return AuditScope(
+            self.vault.audit,
+            self.info,
+            self.principal.name,
+            action,
+            translate=translate,
+            **fields,
+        )
 
     @staticmethod
     def now() -> datetime:

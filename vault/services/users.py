@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from vault.audit.scope import RequestInfo
+from vault.audit.records import RequestInfo, build_record, system_info
 from vault.authz import Principal
 from vault.authz.guard import ANONYMOUS
 from vault.catalog.models import Case, Membership, Token, User
@@ -95,19 +95,14 @@ def bootstrap(vault: Vault) -> str | None:
             expires_at=now + BOOTSTRAP_TTL,
         )
         s.add(tok)
-        info = RequestInfo(
-            ip=None, user_agent="kinko bootstrap", device=None, request_id="bootstrap"
-        )
-        common: dict[str, Any] = {
-            "actor": None,
-            "decision": "allow",
-            "reason": "bootstrap",
-            "target": "admin",
-            "client": {"ip": info.ip, "user_agent": info.user_agent, "device": info.device},
-            "request_id": info.request_id,
-        }
+        info = system_info("bootstrap")
         vault.audit.append_many(
-            [{**common, "action": "user.create"}, {**common, "action": "token.create"}]
+            [
+                build_record(
+                    info, actor=None, action=a, decision="allow", reason="bootstrap", target="admin"
+                )
+                for a in ("user.create", "token.create")
+            ]
         )
         s.commit()
     return None if configured else token
