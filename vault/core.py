@@ -7,7 +7,9 @@ key-file creation and crash clean-up happen the same way whichever starts first.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,11 +20,24 @@ from vault.audit.signing import load_or_create_signer
 from vault.authz import Guard
 from vault.crypto import KeyProvider, LocalKeyProvider
 from vault.db import AUDIT_MIGRATIONS, CATALOG_MIGRATIONS, make_engine, upgrade, writer
+from vault.fsio import create_private
 from vault.keyring import Keyring
 from vault.settings import Settings
 from vault.storage import BlobStore, LocalBlobStore
 from vault.storage.fallback import FallbackBlobStore
 from vault.storage.migrate import read_switch
+
+IDEMPOTENCY_KEY_FILE = "idempotency.key"
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """A 32-byte server secret kept in a 0600 file, created once (never two)."""
+    if not path.exists():
+        create_private(path, secrets.token_hex(32).encode() + b"\n")
+    value = bytes.fromhex(path.read_text().strip())
+    if len(value) != 32:
+        raise ValueError(f"{path} does not hold a 32-byte hex secret")
+    return value
 
 
 def open_key_provider(settings: Settings) -> KeyProvider:
@@ -86,6 +101,8 @@ class Vault:
     keys: Keyring
     guard: Guard
     audit: AuditLog
+    # The server key of idempotency fingerprints (vault.services.idempotency).
+    idempotency_secret: bytes = b""
 
     @classmethod
     def open(
@@ -137,6 +154,7 @@ class Vault:
             keys=Keyring(provider),
             guard=guard,
             audit=audit,
+            idempotency_secret=load_or_create_secret(data_dir / IDEMPOTENCY_KEY_FILE),
         )
 
     def close(self) -> None:

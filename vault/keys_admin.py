@@ -24,11 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.catalog.models import Case, Document, Version
+from vault.catalog.queries import stage_and_roles
 from vault.core import Vault
 from vault.crypto import KeyProvider, KeyUnavailable, LocalKeyProvider
 from vault.errors import BadRequest, Conflict, KinkoError, NotFound
 from vault.keyring import SHREDDED_KEY, is_shredded
-from vault.services.context import stage_and_roles
 from vault.storage import BlobNotFound
 
 UNREADABLE = "?"

@@ -435,7 +435,7 @@ def test_idempotency_key_on_create_and_on_put(people: People) -> None:
         headers={"X-Kinko-Title": "other", "Idempotency-Key": key},
         content=b"S",
     )
-    error(resp, 409)
+    error(resp, 422)
     assert [d["id"] for d in p.drafter.documents(case)] == [first["id"]]
 
     doc = first["id"]
@@ -450,13 +450,13 @@ def test_idempotency_key_on_create_and_on_put(people: People) -> None:
             content=b"S2",
             headers={"Idempotency-Key": put_key},
         ),
-        409,
+        422,
     )
     error(
         p.drafter.http.put(
             f"/api/v1/documents/{doc}/content", content=b"B3", headers={"Idempotency-Key": key}
         ),
-        409,
+        422,
     )
     assert [x["version"] for x in p.drafter.document(other)["versions"]] == [1]
     assert [x["version"] for x in p.drafter.document(doc)["versions"]] == [1, 2]

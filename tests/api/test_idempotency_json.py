@@ -21,9 +21,9 @@ def test_case_create_retry_returns_the_same_case(server: KinkoServer) -> None:
     assert dup.status_code == 409
     numbers = [c["number"] for c in officer.http.get("/api/v1/cases").json()["cases"]]
     assert numbers.count("IDEM-1") == 1
-    # The same key on a different request is refused.
+    # The same key on a different request is refused (422: the key is the problem, not state).
     other = officer.http.post("/api/v1/cases", json={"number": "IDEM-2", "title": "x"}, headers=key)
-    assert other.status_code == 409
+    assert other.status_code == 422
     assert other.json()["error"]["code"] == "idempotency_key_reused"
 
 

@@ -67,11 +67,10 @@ OVERSEERS = ("admin", "auditor")
 ROLES = (*CASE_ROLES, *OVERSEERS, "outsider", "anonymous")
 ACTIONS = ("read", "write")
 
-# §2 says admin and auditor "cannot read document content" (bold, unconditional), while §2 also
-# lets "anyone" read a disclosed document and §4.2 only excludes them from rule 1.  The product
-# guarantee we test is the unconditional one: admin and auditor never receive content, not even
-# a disclosed final version.  Flip this if the SPEC is clarified the other way.
-OVERSEERS_READ_DISCLOSED = False
+# SPEC §2: anyone may read a disclosed final version, admins and auditors included ("cannot read
+# document content" means non-disclosed content); issue 8 confirmed it for the public route, and
+# rule 2 is the same rule on the member route.
+OVERSEERS_READ_DISCLOSED = True
 
 EVALUATOR_READS = {"specification", "evaluation_criteria", "proposal", "technical_scores"}
 REVIEWER_READS = {"schedule", "specification", "evaluation_criteria", "budget", "estimated_price"}

@@ -29,7 +29,17 @@ from vault.core import Vault
 from vault.reviews import service
 from vault.settings import Settings
 
-LIST_KEYS = {"seq", "actor", "case_id", "document_id", "purpose", "time", "status", "reads"}
+LIST_KEYS = {
+    "seq",
+    "actor",
+    "case_id",
+    "document_id",
+    "purpose",
+    "time",
+    "status",
+    "reads",
+    "token_issuer",
+}
 REPORT_KEYS = [
     "seq",
     "actor",
@@ -43,6 +53,7 @@ REPORT_KEYS = [
     "verdict",
     "note",
     "decided_at",
+    "token_issuer",
 ]
 
 

@@ -19,13 +19,7 @@ _INT = re.compile(r"-?[0-9]{1,18}")
 
 
 def _require_auditor(ctx: Ctx) -> None:
-    ctx.vault.guard.require_global(
-        ctx.principal,
-        "@audit",
-        "read",
-        message="only auditors may use the audit log",
-        code="auditor_required",
-    )
+    ctx.vault.guard.require_audit_reader(ctx.principal)
 
 
 def _int(raw: str | None, name: str, default: int | None = None) -> int:

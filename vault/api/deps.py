@@ -75,6 +75,32 @@ UserCtx = Annotated[Ctx, Depends(signed_in_ctx)]
 
 
 MAX_JSON_BODY = 64 * 1024
+# No request of the API nests deeper than a few levels; a deeper body is refused before it can
+# exhaust the parser's recursion (which would drop the connection with no audit event).
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_JSON_DEPTH (a linear scan)."""
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
 
 
 async def json_body(request: Request) -> JsonBody:
@@ -91,9 +117,11 @@ async def json_body(request: Request) -> JsonBody:
     raw = bytes(buf)
     if not raw.strip():
         return JsonBody({}, None)
+    if _too_deep(raw):
+        return JsonBody(None, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return JsonBody(None, "body is not valid JSON")
     if not isinstance(data, dict):
         return JsonBody(None, "body must be a JSON object")

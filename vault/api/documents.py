@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -12,24 +13,16 @@ from starlette.requests import ClientDisconnect
 
 from vault.api.deps import AnyCtx, Body, UserCtx, body_schema
 from vault.api.schemas import DocumentList, FinalSet
-from vault.audit.scope import AuditScope
 from vault.errors import BadRequest
-from vault.services import documents, idempotency
+from vault.services import documents
 from vault.services.context import Ctx
-from vault.services.documents import (
-    EncryptingSink,
-    OpenedRead,
-    WritePlan,
-    parse_if_match,
-)
+from vault.services.documents import OpenedRead
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
 # Plaintext is handed to the encrypting worker thread in batches of about this size: large
 # enough that thread hops cost nothing, small enough that memory stays flat.
 UPLOAD_BATCH = 1 << 20
-
-T = TypeVar("T")
 
 RAW_BODY = {
     "requestBody": {
@@ -62,43 +55,48 @@ CONTENT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _audited(ev: AuditScope, fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async handler body; any failure is recorded in the audit log, then re-raised."""
-    try:
-        return await fn()
-    except Exception as exc:
-        failure: Exception = exc
-        if isinstance(exc, ClientDisconnect):
-            failure = BadRequest("the client disconnected mid-upload", code="incomplete_upload")
-        # ev.fail writes the refusal and always raises the error to answer with; the bare
-        # raise below is never reached and only tells the type checker so.
-        await run_in_threadpool(ev.fail, failure)
-        raise
+def body_chunks(request: Request) -> Iterator[bytes]:
+    """The request body as a blocking iterator, for a service running in a worker thread.
+
+    The body arrives on the event loop; each step hops to it once and brings back about
+    ``UPLOAD_BATCH`` bytes, so thread hops cost nothing and memory stays flat.  A client that
+    disconnects mid-upload becomes a 400 ``incomplete_upload``, recorded by the service.
+    """
+    stream = request.stream().__aiter__()
+    done = False
+
+    async def next_batch() -> bytes | None:
+        nonlocal done
+        if done:
+            return None
+        pending: list[bytes] = []
+        size = 0
+        try:
+            while size < UPLOAD_BATCH:
+                try:
+                    chunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    done = True
+                    break
+                if chunk:
+                    pending.append(chunk)
+                    size += len(chunk)
+        except ClientDisconnect:
+            raise BadRequest(
+                "the client disconnected mid-upload", code="incomplete_upload"
+            ) from None
+        return b"".join(pending) if pending else (None if done else b"")
+
+    while True:
+        batch = from_thread.run(next_batch)
+        if batch is None:
+            return
+        if batch:
+            yield batch
 
 
-async def _receive(request: Request, ctx: Ctx, plan: WritePlan) -> tuple[str, int, str]:
-    writer = ctx.vault.blobs.writer()
-    sink = EncryptingSink(plan, writer)
-    pending: list[bytes] = []
-    pending_len = 0
-    try:
-        async for chunk in request.stream():
-            if not chunk:
-                continue
-            pending.append(chunk)
-            pending_len += len(chunk)
-            if pending_len >= UPLOAD_BATCH:
-                data = b"".join(pending)
-                pending.clear()
-                pending_len = 0
-                await run_in_threadpool(sink.write, data)
-        if pending:
-            await run_in_threadpool(sink.write, b"".join(pending))
-        name = await run_in_threadpool(sink.finish)
-    except BaseException:
-        writer.abort()
-        raise
-    return name, sink.size, sink.sha.hexdigest()
+async def _upload(request: Request, ctx: Ctx, target: documents.UploadTarget) -> dict[str, Any]:
+    return await run_in_threadpool(documents.upload, ctx, target, body_chunks(request))
 
 
 @router.post(
@@ -112,43 +110,14 @@ async def create_document(
     case_id: str,
     cls: str | None = Query(None, alias="class"),
 ) -> dict[str, Any]:
-    ev = ctx.scope("document.create", case_id=case_id)
-
-    async def run() -> dict[str, Any]:
-        idem = idempotency.parse_key(ctx.idempotency_key)
-        plan = await run_in_threadpool(
-            documents.plan_create,
-            ctx,
-            ev,
-            case_id,
-            cls,
-            request.headers.get("x-kinko-title"),
-            idem,
-        )
-        if plan.replay is not None:
-            await run_in_threadpool(ev.allow, "idempotent_replay")
-            return plan.replay
-        name, size, digest = await _receive(request, ctx, plan)
-        return await run_in_threadpool(documents.commit_write, ctx, ev, plan, name, size, digest)
-
-    return await _audited(ev, run)
+    target = documents.NewDocument(case_id, cls, request.headers.get("x-kinko-title"))
+    return await _upload(request, ctx, target)
 
 
 @router.put("/documents/{doc_id}/content", status_code=201, openapi_extra=RAW_BODY)
 async def put_content(request: Request, ctx: UserCtx, doc_id: str) -> dict[str, Any]:
-    ev = ctx.scope("document.write", document_id=doc_id)
-
-    async def run() -> dict[str, Any]:
-        if_match = parse_if_match(request.headers.get("if-match"))
-        idem = idempotency.parse_key(ctx.idempotency_key)
-        plan = await run_in_threadpool(documents.plan_version, ctx, ev, doc_id, if_match, idem)
-        if plan.replay is not None:
-            await run_in_threadpool(ev.allow, "idempotent_replay")
-            return plan.replay
-        name, size, digest = await _receive(request, ctx, plan)
-        return await run_in_threadpool(documents.commit_write, ctx, ev, plan, name, size, digest)
-
-    return await _audited(ev, run)
+    target = documents.NewVersion(doc_id, request.headers.get("if-match"))
+    return await _upload(request, ctx, target)
 
 
 @router.get("/cases/{case_id}/documents", response_model=DocumentList, response_model_by_alias=True)
@@ -164,14 +133,6 @@ def document_metadata(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
 @router.post("/documents/{doc_id}/final", openapi_extra=body_schema(FinalSet))
 def mark_final(ctx: UserCtx, doc_id: str, body: Body) -> dict[str, Any]:
     return documents.finalize(ctx, doc_id, body)
-
-
-def _parse_version(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 9:
-        raise BadRequest("version must be a positive integer", code="invalid_version")
-    return int(raw)
 
 
 def _content_response(opened: OpenedRead) -> Response:
@@ -200,22 +161,9 @@ def _content_response(opened: OpenedRead) -> Response:
 async def get_content(
     request: Request, ctx: AnyCtx, doc_id: str, version: str | None = None
 ) -> Response:
-    ev = ctx.scope("document.read", document_id=doc_id)
-
-    async def run() -> Response:
-        v = _parse_version(version)
-        opened = await run_in_threadpool(
-            documents.open_read,
-            ctx,
-            ev,
-            doc_id,
-            v,
-            request.headers.get("x-access-purpose"),
-            public=False,
-        )
-        return _content_response(opened)
-
-    return await _audited(ev, run)
+    purpose = request.headers.get("x-access-purpose")
+    opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose)
+    return _content_response(opened)
 
 
 @router.get("/public/documents", response_model=DocumentList, response_model_by_alias=True)
@@ -224,19 +172,6 @@ def public_documents(ctx: AnyCtx) -> dict[str, Any]:
 
 
 @router.get("/public/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
-async def public_content(request: Request, ctx: AnyCtx, doc_id: str) -> Response:
-    ev = ctx.scope("document.read", document_id=doc_id)
-
-    async def run() -> Response:
-        opened = await run_in_threadpool(
-            documents.open_read,
-            ctx,
-            ev,
-            doc_id,
-            None,
-            request.headers.get("x-access-purpose"),
-            public=True,
-        )
-        return _content_response(opened)
-
-    return await _audited(ev, run)
+async def public_content(ctx: AnyCtx, doc_id: str) -> Response:
+    opened = await run_in_threadpool(documents.read_public, ctx, doc_id)
+    return _content_response(opened)

@@ -16,6 +16,27 @@ def me(ctx: UserCtx) -> dict[str, Any]:
     return users.me(ctx)
 
 
+@router.get("/me/notifications")
+def my_notifications(ctx: UserCtx) -> dict[str, Any]:
+    return users.list_notifications(ctx)
+
+
+@router.post("/me/tokens", status_code=201, openapi_extra=body_schema(TokenCreate))
+def create_own_token(ctx: UserCtx, body: Body) -> dict[str, Any]:
+    return users.create_own_token(ctx, body)
+
+
+@router.get("/me/tokens")
+def list_own_tokens(ctx: UserCtx) -> dict[str, Any]:
+    return users.list_own_tokens(ctx)
+
+
+@router.delete("/me/tokens/{token_id}", status_code=204)
+def revoke_own_token(ctx: UserCtx, token_id: str) -> Response:
+    users.revoke_own_token(ctx, token_id)
+    return Response(status_code=204)
+
+
 @router.post("/users", status_code=201, openapi_extra=body_schema(UserCreate))
 def create_user(ctx: UserCtx, body: Body) -> dict[str, Any]:
     return users.create_user(ctx, body)

@@ -30,6 +30,8 @@ class Principal:
     user_id: int | None
     name: str | None
     roles: frozenset[str] = frozenset()
+    # Who minted the token in use, when it was not its holder (see RequestInfo.token_issuer).
+    token_issuer: str | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -167,10 +169,21 @@ class Guard:
 
     # -- decisions ----------------------------------------------------------------------------
 
+    # Refusals say what was refused, never which class or stage made it so: a member who may
+    # not list a document must not learn its class or the case's stage from the message.
+    _READ_REFUSED = "your roles in this case do not allow reading this document now"
+    _WRITE_REFUSED = "your roles in this case do not allow this write now"
+
     def require_case(self, view: CaseView) -> None:
         """Case-level visibility: members, admin and auditor; everyone else gets 404."""
         if not view.visible:
             raise NotFound("case not found", code="case_not_found")
+
+    def require_case_found(self, view: CaseView | None) -> CaseView:
+        """``view`` is None for a case that does not exist: the same 404 as a hidden one."""
+        if view is None or not view.visible:
+            raise NotFound("case not found", code="case_not_found")
+        return view
 
     # -- administrative actions ----------------------------------------------------------------
 
@@ -190,6 +203,33 @@ class Guard:
         if not self.may(principal.roles, obj, action):
             raise Forbidden(message, code=code)
 
+    def require_admin(self, principal: Principal) -> None:
+        self.require_global(
+            principal,
+            "@users",
+            "manage",
+            message="only an admin may manage users and tokens",
+            code="admin_required",
+        )
+
+    def require_audit_reader(self, principal: Principal) -> None:
+        self.require_global(
+            principal,
+            "@audit",
+            "read",
+            message="only auditors may use the audit log",
+            code="auditor_required",
+        )
+
+    def require_case_creator(self, principal: Principal) -> None:
+        self.require_global(
+            principal,
+            "@cases",
+            "create",
+            message="only procurement staff may create cases",
+            code="procurement_required",
+        )
+
     def require_case_action(
         self, view: CaseView, principal: Principal, obj: str, action: str
     ) -> None:
@@ -198,17 +238,84 @@ class Guard:
         if not self.may(view.roles | principal.roles, obj, action):
             raise Forbidden("your roles do not allow this in the case", code="not_supervisor")
 
+    # -- access review -------------------------------------------------------------------------
+
+    def reviews_everywhere(self, principal: Principal) -> bool:
+        """Whether the caller's global roles let them review reads in every case (auditors)."""
+        return self.may(principal.roles, "@reviews", "decide")
+
+    def reviews_in(self, case_roles: Iterable[str]) -> bool:
+        """Whether unexpired case roles let their holder review the case's reads (supervisors)."""
+        return self.may(case_roles, "@reviews", "decide")
+
+    def review_scope(self, principal: Principal, cases: set[str]) -> set[str] | None:
+        """None for an auditor (every case), else ``cases`` (the supervised ones); 403 if none.
+
+        ``cases`` are the cases whose unexpired roles pass ``reviews_in``.
+        """
+        if self.reviews_everywhere(principal):
+            return None
+        if not cases:
+            raise Forbidden(
+                "only a case supervisor or an auditor may review reads", code="reviewer_required"
+            )
+        return cases
+
+    def require_reviewer(
+        self, principal: Principal, view: CaseView | None, reader: str | None
+    ) -> None:
+        """Decide who may review one read: never the reader (four eyes).
+
+        Order of SPEC §4.3: a non-member learns nothing (404); a member who is not a supervisor,
+        or an admin (who sees every case but reviews none), is refused (403).
+        """
+        if not self.reviews_everywhere(principal):
+            if view is None or not view.visible:
+                raise NotFound("review item not found", code="review_not_found")
+            if not self.reviews_in(view.roles):
+                raise Forbidden(
+                    "only a supervisor of the case or an auditor may review its reads",
+                    code="reviewer_required",
+                )
+        if reader is not None and reader == principal.name:
+            raise Forbidden("nobody may review their own read", code="own_read")
+
+    def require_coverage_reader(self, principal: Principal) -> None:
+        self.require_global(
+            principal,
+            "@reviews",
+            "coverage",
+            message="only auditors see review coverage",
+            code="auditor_required",
+        )
+
+    # -- documents -----------------------------------------------------------------------------
+
     def require_write(self, view: CaseView, cls: str) -> None:
         self.require_case(view)
         if not view.may(cls, "write"):
-            raise Forbidden(
-                f"your roles do not allow writing {cls} documents at stage {view.stage}",
-                code="write_not_permitted",
-            )
+            raise Forbidden(self._WRITE_REFUSED, code="write_not_permitted")
 
     def document_visible(self, view: CaseView, cls: str, final_version: int | None) -> bool:
         """Whether the caller may know the document exists (else 404)."""
         return view.visible or self.disclosed(cls, view.stage, final_version)
+
+    def require_document(
+        self, view: CaseView | None, cls: str | None, final_version: int | None
+    ) -> CaseView:
+        """404 for a document that does not exist (``view`` None) or that the caller may not
+        know of; both paths end in the same refusal after the same lookups."""
+        if view is None or cls is None or not self.document_visible(view, cls, final_version):
+            raise NotFound("document not found", code="document_not_found")
+        return view
+
+    def listing_scope(self, view: CaseView, cls: str, final_version: int | None) -> str | None:
+        """How a document appears in a listing: ``"full"``, ``"final"`` (rule 2) or not at all."""
+        if view.overseer or view.may(cls, "read"):
+            return "full"
+        if self.disclosed(cls, view.stage, final_version):
+            return "final"
+        return None
 
     def metadata_scope(
         self, principal: Principal, view: CaseView, cls: str, final_version: int | None
@@ -216,14 +323,20 @@ class Guard:
         """``"full"`` (every version) or ``"final"`` (rule-2 readers); raises 404/403."""
         if not self.document_visible(view, cls, final_version):
             raise NotFound("document not found", code="document_not_found")
-        if view.overseer or view.may(cls, "read"):
-            return "full"
-        if self.disclosed(cls, view.stage, final_version):
-            return "final"
-        raise Forbidden(
-            f"your roles do not allow reading {cls} documents at stage {view.stage}",
-            code="read_not_permitted",
-        )
+        scope = self.listing_scope(view, cls, final_version)
+        if scope is None:
+            raise Forbidden(self._READ_REFUSED, code="read_not_permitted")
+        return scope
+
+    def public_read(self, view: CaseView, cls: str, final_version: int | None) -> ContentGrant:
+        """The public route: the final version of a disclosed document, to anyone, else 404.
+
+        Disclosed is public (SPEC §2), so admins and auditors read it here too; such a read
+        needs no purpose and opens no access review.
+        """
+        if final_version is None or not self.disclosed(cls, view.stage, final_version):
+            raise NotFound("document not found", code="document_not_found")
+        return ContentGrant(version=final_version, rule=2, purpose_required=False)
 
     def content_read(
         self,
@@ -238,9 +351,15 @@ class Guard:
         disclosed = self.disclosed(cls, view.stage, final_version)
         if not (view.visible or disclosed):
             raise NotFound("document not found", code="document_not_found")
+        rule2 = disclosed and final_version is not None and requested in (None, final_version)
         if principal.overseer:
+            # Separation of duties: admin and auditor never read non-disclosed content; a
+            # disclosed final version is public, so they may read that one (SPEC §2).
+            if rule2 and final_version is not None:
+                return ContentGrant(version=final_version, rule=2, purpose_required=False)
             raise Forbidden(
-                "admin and auditor never read document content", code="content_not_permitted"
+                "admin and auditor never read non-disclosed document content",
+                code="content_not_permitted",
             )
         if view.may(cls, "read"):
             version = latest_version if requested is None else requested
@@ -248,13 +367,10 @@ class Guard:
                 raise NotFound("version not found", code="version_not_found")
             needs_purpose = not (disclosed and version == final_version)
             return ContentGrant(version=version, rule=1, purpose_required=needs_purpose)
-        if disclosed and final_version is not None and requested in (None, final_version):
+        if rule2 and final_version is not None:
             return ContentGrant(version=final_version, rule=2, purpose_required=False)
         if view.member:
-            raise Forbidden(
-                f"your roles do not allow reading {cls} documents at stage {view.stage}",
-                code="read_not_permitted",
-            )
+            raise Forbidden(self._READ_REFUSED, code="read_not_permitted")
         # A non-member who may read only the disclosed final version learns nothing about drafts.
         raise NotFound("version not found", code="version_not_found")
 

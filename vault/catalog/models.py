@@ -53,6 +53,9 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The user who minted this token when it was not its holder (an admin issuing one for
+    # someone else), inherited by tokens minted with it: events made with it name the issuer.
+    issued_by: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Case(Base):
@@ -78,6 +81,8 @@ class Membership(Base):
     roles: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who last granted or changed this membership (None: the case's creator, at creation).
+    granted_by: Mapped[int | None] = mapped_column(Integer, default=None)
 
     @property
     def role_list(self) -> list[str]:
@@ -140,3 +145,26 @@ class IdempotencyRecord(Base):
     resource_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # HMAC-SHA256 (server key) of what the request asked for, so a key reused for another
+    # request is refused without the record keeping any title or content.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Notification(Base):
+    """Something a user should know about, as references only: no free text is stored.
+
+    The text a user reads is rendered from ``kind`` and the ids when shown, so the catalog
+    never holds a notification body (DEVELOPERS.md guarantee 1).
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    subject_user_id: Mapped[int | None] = mapped_column(Integer)
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)
+    case_id: Mapped[str | None] = mapped_column(String(32))
+    ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

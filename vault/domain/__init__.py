@@ -121,13 +121,44 @@ def validate_global_roles(roles: list[str]) -> list[str]:
     return sorted(set(roles))
 
 
-def validate_purpose(purpose: str | None) -> str | None:
-    """Return a usable purpose, or None when it is missing or unusable (the caller decides)."""
-    if purpose is None:
-        return None
-    if not 1 <= len(purpose) <= 500 or not purpose.strip():
-        return None
+PURPOSE_MAX = 500
+
+
+def _invisible(ch: str) -> bool:
+    # Whitespace and format characters (zero-width space, joiners, BOM, bidi marks) show
+    # nothing: a purpose made only of them is no purpose.
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
+
+
+def check_purpose(purpose: str | None) -> str:
+    """A usable business purpose (SPEC §5), or DomainError saying what is wrong with it.
+
+    ``purpose_required`` when it is missing, empty or invisible; ``purpose_invalid`` when it is
+    too long or holds control characters (NUL, CR/LF, ...), which would let one purpose pose as
+    several lines of a report.  Decoding (percent-escapes, UTF-8) happens before this.
+    """
+    if purpose is None or all(_invisible(ch) for ch in purpose):
+        raise DomainError(
+            "purpose_required",
+            f"a business purpose is required in X-Access-Purpose (1-{PURPOSE_MAX} characters)",
+        )
+    if len(purpose) > PURPOSE_MAX:
+        raise DomainError("purpose_invalid", f"the purpose is longer than {PURPOSE_MAX} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in purpose):
+        raise DomainError(
+            "purpose_invalid", "the purpose holds control characters (line breaks, NUL, ...)"
+        )
     return purpose
+
+
+_ASCII_INT = re.compile(r"[0-9]{1,9}")
+
+
+def parse_positive_int(raw: str) -> int | None:
+    """ASCII decimal digits only (``①`` and Arabic-Indic digits are not numbers here)."""
+    if not _ASCII_INT.fullmatch(raw):
+        return None
+    return int(raw)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ A review item is an index over ``document.read`` events: it can always be rebuil
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.audit.models import AuditBase
@@ -22,7 +22,7 @@ class ReviewItem(AuditBase):
 
     __tablename__ = "review_items"
     __table_args__ = (
-        UniqueConstraint("actor", "document_id", "purpose", "day", name="uq_review_items_key"),
+        Index("ix_review_items_key", "actor", "document_id", "day", "status"),
         Index("ix_review_items_status_seq", "status", "seq"),
         Index("ix_review_items_case_seq", "case_id", "seq"),
         Index("ix_review_items_time", "time"),
@@ -45,6 +45,8 @@ class ReviewItem(AuditBase):
     verdict: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[str | None] = mapped_column(String(32))
+    # Who minted the token the reads were made with, when not the reader (client.token_issuer).
+    token_issuer: Mapped[str | None] = mapped_column(String(64))
 
 
 class ReviewState(AuditBase):

@@ -23,20 +23,30 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from vault.audit.log import format_time
 from vault.audit.models import AuditEvent
 from vault.audit.scope import AuditScope
-from vault.catalog.models import Membership
+from vault.catalog.queries import active_memberships
 from vault.core import Vault
-from vault.errors import AuditUnavailable, BadRequest, Conflict, Forbidden, NotFound
+from vault.errors import AuditUnavailable, BadRequest, Conflict, NotFound
 from vault.reviews.models import STATUSES, VERDICTS, ReviewItem, ReviewState
 from vault.services.context import Ctx, JsonBody, view_of
 
 # Fields of an item in ``GET /api/v1/reviews`` and of a report row (and the CSV header order).
-LIST_FIELDS = ("seq", "actor", "case_id", "document_id", "purpose", "time", "status", "reads")
+LIST_FIELDS = (
+    "seq",
+    "actor",
+    "case_id",
+    "document_id",
+    "purpose",
+    "time",
+    "status",
+    "reads",
+    "token_issuer",
+)
 REPORT_FIELDS = (
     "seq",
     "actor",
@@ -50,6 +60,7 @@ REPORT_FIELDS = (
     "verdict",
     "note",
     "decided_at",
+    "token_issuer",
 )
 NOTE_MAX = 2000
 MAX_OLDER_THAN_DAYS = 36500
@@ -92,14 +103,24 @@ def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> No
     if not actor or not doc_id or not isinstance(event.get("time"), str):
         return
     purpose = event.get("purpose")
+    client = event.get("client")
+    issuer = client.get("token_issuer") if isinstance(client, dict) else None
     day = day_of(event["time"], tz)
+    # Only a pending item is joined: a read after the item was decided is new, unreviewed
+    # access and opens an item of its own.  Reads through a token someone else issued are
+    # kept apart from the reader's own, so the reviewer sees who held the credential.
     existing = conn.execute(
-        select(ReviewItem.seq).where(
+        select(ReviewItem.seq)
+        .where(
             ReviewItem.actor == actor,
             ReviewItem.document_id == doc_id,
             ReviewItem.purpose.is_not_distinct_from(purpose),
             ReviewItem.day == day,
+            ReviewItem.status == "pending",
+            ReviewItem.token_issuer.is_not_distinct_from(issuer),
         )
+        .order_by(ReviewItem.seq.desc())
+        .limit(1)
     ).scalar_one_or_none()
     if existing is not None:
         conn.execute(
@@ -120,6 +141,7 @@ def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> No
             reads=1,
             last_seq=seq,
             status="pending",
+            token_issuer=issuer,
         )
     )
 
@@ -165,37 +187,20 @@ def sync_index(vault: Vault) -> int:
 # -- who may review what -----------------------------------------------------------------------
 
 
-def _is_auditor(ctx: Ctx) -> bool:
-    """Whether the caller's global roles let them review reads in every case (auditors)."""
-    return ctx.vault.guard.may(ctx.principal.roles, "@reviews", "decide")
-
-
 def supervised_cases(ctx: Ctx) -> set[str]:
     """Cases where the caller's unexpired case roles let them review reads (supervisors)."""
-    if ctx.principal.user_id is None:
-        return set()
-    now = ctx.now()
     with ctx.vault.read_session() as s:
-        rows = s.scalars(
-            select(Membership).where(
-                Membership.user_id == ctx.principal.user_id,
-                or_(Membership.expires_at.is_(None), Membership.expires_at > now),
-            )
-        )
-        guard = ctx.vault.guard
-        return {m.case_id for m in rows if guard.may(m.role_list, "@reviews", "decide")}
+        memberships = active_memberships(s, ctx.principal.user_id, ctx.now())
+    guard = ctx.vault.guard
+    return {m.case_id for m in memberships if guard.reviews_in(m.role_list)}
 
 
 def _reviewer_scope(ctx: Ctx) -> set[str] | None:
     """None for an auditor (every case), else the supervised cases; 403 if neither."""
-    if _is_auditor(ctx):
+    guard = ctx.vault.guard
+    if guard.reviews_everywhere(ctx.principal):
         return None
-    cases = supervised_cases(ctx)
-    if not cases:
-        raise Forbidden(
-            "only a case supervisor or an auditor may review reads", code="reviewer_required"
-        )
-    return cases
+    return guard.review_scope(ctx.principal, supervised_cases(ctx))
 
 
 def _row(item: Any, fields: Sequence[str]) -> dict[str, Any]:
@@ -261,22 +266,11 @@ def submit(ctx: Ctx, raw_seq: str, body: JsonBody) -> dict[str, Any]:
             raise not_found
         # The log names what was probed, as for document reads; the caller sees only the answer.
         ev.set(case_id=item.case_id, document_id=item.document_id, target=item.actor)
-        if not _is_auditor(ctx):
-            if item.case_id is None:
-                raise not_found
+        view = None
+        if item.case_id is not None:
             with vault.read_session() as s:
                 view = view_of(ctx, s, item.case_id)
-            # Order of SPEC §4.3: a non-member learns nothing (404); a member who is not a
-            # supervisor, or an admin (who sees every case but reviews none), is refused (403).
-            if not view.visible:
-                raise not_found
-            if not vault.guard.may(view.roles, "@reviews", "decide"):
-                raise Forbidden(
-                    "only a supervisor of the case or an auditor may review its reads",
-                    code="reviewer_required",
-                )
-        if item.actor == ctx.principal.name:
-            raise Forbidden("nobody may review their own read", code="own_read")
+        vault.guard.require_reviewer(ctx.principal, view, item.actor)
         verdict, note = _parse_decision(body)
         return _decide(ctx, ev, seq, verdict, note)
 
@@ -331,9 +325,14 @@ def parse_day(value: str | None, tz: ZoneInfo) -> date:
     if not _DATE_RE.fullmatch(value):
         raise BadRequest("date must be YYYY-MM-DD", code="invalid_date")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(f"not a calendar date: {value}", code="invalid_date") from None
+    # The report spans the day up to the next midnight; at the calendar's edge that midnight
+    # does not exist (9999-12-31), and no procurement record lives there anyway.
+    if not 1970 <= day.year <= 9000:
+        raise BadRequest("date out of range (years 1970-9000)", code="invalid_date")
+    return day
 
 
 def report(vault: Vault, day: date, cases: Iterable[str] | None = None) -> dict[str, Any]:
@@ -389,13 +388,7 @@ def daily_report(ctx: Ctx, raw_date: str | None, fmt: str | None) -> dict[str, A
 
 def coverage(ctx: Ctx, raw_days: str | None) -> dict[str, Any]:
     with ctx.scope("review.coverage") as ev:
-        ctx.vault.guard.require_global(
-            ctx.principal,
-            "@reviews",
-            "coverage",
-            message="only auditors see review coverage",
-            code="auditor_required",
-        )
+        ctx.vault.guard.require_coverage_reader(ctx.principal)
         if raw_days is None:
             days = 7
         elif _INT_RE.fullmatch(raw_days) and int(raw_days) <= MAX_OLDER_THAN_DAYS:

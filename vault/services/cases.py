@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from vault.audit.log import parse_time
 from vault.authz import CaseView
-from vault.catalog.models import Case, Document, Membership, Transition, User, Version
+from vault.catalog.models import Case, Membership, Transition, User
+from vault.catalog.queries import evaluator_ids, latest_transition, member_cases, user_names
 from vault.domain import (
     STAGE_INDEX,
     DomainError,
@@ -24,45 +25,16 @@ from vault.domain import (
 from vault.errors import BadRequest, Conflict, NotFound
 from vault.keyring import is_shredded
 from vault.services import idempotency
-from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
+from vault.services.context import Ctx, JsonBody, iso, view_of, visible_case
 
 # A transition "now" may be a little in the past by the time it reaches the server; anything
 # older would rewrite history that readers have already been judged against.
 _PAST_TOLERANCE = timedelta(seconds=5)
 
 
-def evaluator_ids(session: Session, case_id: str) -> set[int]:
-    """Users whose names are secret in this case: anyone holding or having written as evaluator."""
-    ids = {
-        m.user_id
-        for m in session.scalars(select(Membership).where(Membership.case_id == case_id))
-        if "evaluator" in m.role_list
-    }
-    ids.update(
-        session.scalars(
-            select(Version.created_by)
-            .join(Document, Document.id == Version.document_id)
-            .where(Document.case_id == case_id, Version.by_evaluator.is_(True))
-        )
-    )
-    return ids
-
-
-def _names(session: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
-
-
 def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
     with ctx.scope("case.create") as ev:
-        ctx.vault.guard.require_global(
-            ctx.principal,
-            "@cases",
-            "create",
-            message="only procurement staff may create cases",
-            code="procurement_required",
-        )
+        ctx.vault.guard.require_case_creator(ctx.principal)
         data = body.require()
         number, title = data.get("number"), data.get("title")
         try:
@@ -71,23 +43,28 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
         except DomainError as e:
             raise BadRequest(e.message, code=e.code) from None
         idem_key = idempotency.parse_key(ctx.idempotency_key)
-        idem_scope = f"case.create:{number}"
+        idem_scope = "case.create"
+        fp = idempotency.fingerprint(ctx, "case.create", number, title)
         case_id = uuid.uuid4().hex
         now = ctx.now()
         with ctx.vault.write_session() as s:
-            rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
+            rec = idempotency.lookup(s, ctx, idem_key, idem_scope, fp)
             if rec is not None:
                 ev.set(case_id=rec.resource_id)
-                old = load_case(s, rec.resource_id)
+                # A replay answers only what the caller may see now: one who has left the
+                # case gets the 404 of any outsider, not the case's title and stage.
+                old, view = visible_case(ctx, s, rec.resource_id)
                 ev.allow(reason="idempotent_replay")
-                return _case_summary(ctx, old, view_of(ctx, s, old.id).stage)
+                return _case_summary(ctx, old, view.stage)
             ev.set(case_id=case_id)
-            if s.scalar(select(Case.id).where(Case.number == number)) is not None:
-                raise Conflict("a case with this number exists", code="case_exists")
+            existing = s.scalar(select(Case.id).where(Case.number == number))
+            if existing is not None:
+                _refuse_taken_number(ctx, s, existing)
             # The key is wrapped while this transaction holds the catalog's write lock, so a
             # key rotation counting which master keys are in use cannot miss this case.
             key, wrapped = ctx.vault.keys.new_case_key(case_id)
-            assert ctx.principal.user_id is not None
+            if ctx.principal.user_id is None:
+                raise BadRequest("a signed-in user is required", code="missing_token")
             s.add(
                 Case(
                     id=case_id,
@@ -117,14 +94,36 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
                     updated_at=now,
                 )
             )
-            idempotency.remember(s, ctx, idem_key, idem_scope, case_id)
+            idempotency.remember(s, ctx, idem_key, idem_scope, fp, case_id)
             try:
                 s.flush()
             except IntegrityError:
-                raise Conflict("a case with this number exists", code="case_exists") from None
+                # Another request took the number a moment ago; answer as if it had been seen.
+                s.rollback()
+                with ctx.vault.read_session() as r:
+                    taken = r.scalar(select(Case.id).where(Case.number == number))
+                    _refuse_taken_number(ctx, r, taken)
+                raise
             ev.allow()
             s.commit()
         return {"id": case_id, "number": number, "title": title, "stage": "drafting"}
+
+
+def _refuse_taken_number(ctx: Ctx, s: Session, existing_id: str | None) -> None:
+    """Refuse a taken case number without telling an outsider about a case they cannot see.
+
+    A caller who may see the existing case (a member, an admin or an auditor) is told it
+    exists (409 ``case_exists``).  Anyone else gets 409 ``case_number_unavailable`` with a
+    message that names no case: that a number is in use cannot be hidden from someone trying
+    to take it (numbers are unique), but nothing about the case behind it is revealed.
+    """
+    view = view_of(ctx, s, existing_id) if existing_id is not None else None
+    if view is not None and view.visible:
+        raise Conflict("a case with this number exists", code="case_exists")
+    raise Conflict(
+        "this case number cannot be used; choose another or ask the case's supervisor",
+        code="case_number_unavailable",
+    )
 
 
 def _case_summary(ctx: Ctx, case: Case, stage: str) -> dict[str, Any]:
@@ -148,24 +147,14 @@ def _case_summary(ctx: Ctx, case: Case, stage: str) -> dict[str, Any]:
 
 def list_cases(ctx: Ctx) -> dict[str, Any]:
     with ctx.scope("case.list"), ctx.vault.read_session() as s:
+        now = ctx.now()
         if ctx.principal.overseer:
             cases = list(s.scalars(select(Case).order_by(Case.number)))
         else:
-            now = ctx.now()
-            cases = list(
-                s.scalars(
-                    select(Case)
-                    .join(Membership, Membership.case_id == Case.id)
-                    .where(
-                        Membership.user_id == ctx.principal.user_id,
-                        (Membership.expires_at.is_(None)) | (Membership.expires_at > now),
-                    )
-                    .order_by(Case.number)
-                )
-            )
+            cases = member_cases(s, ctx.principal.user_id, now)
         out = []
         for case in cases:
-            view = view_of(ctx, s, case.id)
+            view = view_of(ctx, s, case.id, now)
             out.append(_case_summary(ctx, case, view.stage))
         return {"cases": out}
 
@@ -181,7 +170,12 @@ def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, A
         )
     )
     members = list(s.scalars(select(Membership).where(Membership.case_id == case.id)))
-    names = _names(s, {t.created_by for t in transitions} | {m.user_id for m in members})
+    names = user_names(
+        s,
+        {t.created_by for t in transitions}
+        | {m.user_id for m in members}
+        | {m.granted_by for m in members if m.granted_by is not None},
+    )
     member_rows = []
     for m in members:
         roles = m.role_list
@@ -190,7 +184,16 @@ def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, A
         if not roles:
             continue
         member_rows.append(
-            {"name": names.get(m.user_id), "roles": roles, "expires_at": iso(m.expires_at)}
+            {
+                "name": names.get(m.user_id),
+                "roles": roles,
+                "expires_at": iso(m.expires_at),
+                # Who granted the membership (an admin, say); an evaluator who granted one
+                # stays unnamed to those who may not know the evaluators.
+                "granted_by": None
+                if m.granted_by is None or m.granted_by in secret
+                else names.get(m.granted_by),
+            }
         )
     member_rows.sort(key=lambda r: str(r["name"]))
     return {
@@ -210,9 +213,7 @@ def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, A
 
 def get_case(ctx: Ctx, case_id: str) -> dict[str, Any]:
     with ctx.scope("case.read", case_id=case_id), ctx.vault.read_session() as s:
-        case = load_case(s, case_id)
-        view = view_of(ctx, s, case.id)
-        ctx.vault.guard.require_case(view)
+        case, view = visible_case(ctx, s, case_id)
         return case_detail(ctx, s, case, view)
 
 
@@ -231,8 +232,7 @@ def set_member(ctx: Ctx, case_id: str, name: str, body: JsonBody) -> dict[str, A
     with ctx.scope("member.set", case_id=case_id, target=name) as ev:
         now = ctx.now()
         with ctx.vault.write_session() as s:
-            case = load_case(s, case_id)
-            view = view_of(ctx, s, case.id, now)
+            case, view = visible_case(ctx, s, case_id, now)
             ctx.vault.guard.require_case_action(view, ctx.principal, "@members", "manage")
             data = body.require()
             roles, expires_at = data.get("roles"), data.get("expires_at")
@@ -253,10 +253,16 @@ def set_member(ctx: Ctx, case_id: str, name: str, body: JsonBody) -> dict[str, A
             m.roles = ",".join(role_list)
             m.expires_at = expiry
             m.updated_at = now
+            m.granted_by = ctx.principal.user_id
             s.flush()
             ev.allow()
             s.commit()
-            return {"name": user.name, "roles": role_list, "expires_at": iso(expiry)}
+            return {
+                "name": user.name,
+                "roles": role_list,
+                "expires_at": iso(expiry),
+                "granted_by": ctx.principal.name,
+            }
 
 
 def remove_member(ctx: Ctx, case_id: str, name: str) -> None:
@@ -264,8 +270,7 @@ def remove_member(ctx: Ctx, case_id: str, name: str) -> None:
         ctx.scope("member.remove", case_id=case_id, target=name) as ev,
         ctx.vault.write_session() as s,
     ):
-        case = load_case(s, case_id)
-        view = view_of(ctx, s, case.id)
+        case, view = visible_case(ctx, s, case_id)
         ctx.vault.guard.require_case_action(view, ctx.principal, "@members", "manage")
         user = s.scalar(select(User).where(User.name == name))
         m = s.get(Membership, (case.id, user.id)) if user is not None else None
@@ -281,8 +286,7 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
     with ctx.scope("case.transition", case_id=case_id) as ev:
         now = ctx.now()
         with ctx.vault.write_session() as s:
-            case = load_case(s, case_id)
-            view = view_of(ctx, s, case.id, now)
+            case, view = visible_case(ctx, s, case_id, now)
             ctx.vault.guard.require_case_action(view, ctx.principal, "@transitions", "manage")
             data = body.require()
             stage, at = data.get("stage"), data.get("at")
@@ -291,8 +295,9 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
             except DomainError as e:
                 raise BadRequest(e.message, code=e.code) from None
             idem_key = idempotency.parse_key(ctx.idempotency_key)
-            idem_scope = f"case.transition:{case.id}:{stage}:{at}"
-            rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
+            idem_scope = f"case.transition:{case.id}"
+            fp = idempotency.fingerprint(ctx, "case.transition", case.id, stage, at)
+            rec = idempotency.lookup(s, ctx, idem_key, idem_scope, fp)
             if rec is not None:
                 done = s.get(Transition, rec.resource_id)
                 assert done is not None
@@ -306,12 +311,7 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
                 if when < now - _PAST_TOLERANCE:
                     raise BadRequest("a transition cannot be back-dated", code="invalid_time")
                 when = max(when, now)
-            latest = s.scalar(
-                select(Transition)
-                .where(Transition.case_id == case.id, Transition.cancelled_at.is_(None))
-                .order_by(Transition.at.desc(), Transition.created_at.desc())
-                .limit(1)
-            )
+            latest = latest_transition(s, case.id)
             # "Forward" is judged against the latest transition, scheduled or not, so a
             # scheduled announcement cannot be overtaken by an earlier, smaller step.
             if latest is not None and (
@@ -331,7 +331,7 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
                 created_at=now,
             )
             s.add(t)
-            idempotency.remember(s, ctx, idem_key, idem_scope, t.id)
+            idempotency.remember(s, ctx, idem_key, idem_scope, fp, t.id)
             s.flush()
             ev.allow(reason="scheduled" if when > now else "ok")
             s.commit()
@@ -342,8 +342,7 @@ def cancel_transition(ctx: Ctx, case_id: str, transition_id: str) -> None:
     with ctx.scope("case.transition.cancel", case_id=case_id) as ev:
         now = ctx.now()
         with ctx.vault.write_session() as s:
-            case = load_case(s, case_id)
-            view = view_of(ctx, s, case.id, now)
+            case, view = visible_case(ctx, s, case_id, now)
             ctx.vault.guard.require_case_action(view, ctx.principal, "@transitions", "manage")
             t = s.get(Transition, transition_id) if len(transition_id) <= 32 else None
             if t is None or t.case_id != case.id or t.cancelled_at is not None:

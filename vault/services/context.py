@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.audit.records import RequestInfo
 from vault.audit.scope import AuditScope
 from vault.authz import CaseView, Principal
-from vault.catalog.models import Case, Membership, Transition
+from vault.catalog.models import Case, Document
+from vault.catalog.queries import MAX_ID, find_case, find_document, stage_and_roles
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.errors import BadRequest, NotFound
@@ -47,7 +47,7 @@ class Ctx:
     def scope(self, action: str, **fields: Any) -> AuditScope:
         return AuditScope(
             self.vault.audit,
-            self.info,
+            self.info.with_issuer(self.principal.token_issuer),
             self.principal.name,
             action,
             translate=translate,
@@ -59,55 +59,58 @@ class Ctx:
         return utcnow()
 
 
-def _stage_query(case_id: str, at: datetime) -> Any:
-    # The stage in force at ``at``: the latest non-cancelled transition with ``at <= t``.
-    return (
-        select(Transition.stage)
-        .where(
-            Transition.case_id == case_id,
-            Transition.cancelled_at.is_(None),
-            Transition.at <= at,
-        )
-        .order_by(Transition.at.desc(), Transition.created_at.desc())
-        .limit(1)
-    )
+def view_of(ctx: Ctx, session: Session, case_id: str, at: datetime | None = None) -> CaseView:
+    at = at or ctx.now()
+    stage, roles = stage_and_roles(session, case_id, ctx.principal.user_id, at)
+    return ctx.vault.guard.case_view(ctx.principal, case_id, stage, roles)
 
 
-def stage_and_roles(
-    session: Session, case_id: str, user_id: int | None, at: datetime
-) -> tuple[str, list[str]]:
-    """The stage in force at ``at`` and the caller's unexpired case roles, in one round trip.
+def case_and_view(
+    ctx: Ctx, session: Session, case_id: str, at: datetime | None = None
+) -> tuple[Case | None, CaseView | None]:
+    """The case and the caller's view of it; both None when it does not exist.
 
-    This runs on every request that touches a case, so both answers come from one statement.
-    Expired memberships count as absent.  Every case is created with its drafting transition,
-    so a missing stage only happens in a broken catalog.
+    The view is computed for a missing case too (and thrown away), so that "does not exist"
+    and "exists but hidden" cost the same statements and a non-member cannot tell them apart
+    by the time the 404 takes.
     """
-    roles_query = (
-        select(Membership.roles)
-        .where(
-            Membership.case_id == case_id,
-            Membership.user_id == (user_id if user_id is not None else -1),
-            (Membership.expires_at.is_(None)) | (Membership.expires_at > at),
-        )
-        .scalar_subquery()
-    )
-    stage, roles = session.execute(
-        select(_stage_query(case_id, at).scalar_subquery(), roles_query)
-    ).one()
-    return stage or "drafting", [r for r in (roles or "").split(",") if r]
+    case = find_case(session, case_id)
+    view = view_of(ctx, session, case.id if case is not None else case_id[:MAX_ID], at)
+    return (case, view) if case is not None else (None, None)
 
 
 def load_case(session: Session, case_id: str) -> Case:
-    case = session.get(Case, case_id) if len(case_id) <= 64 else None
+    case = find_case(session, case_id)
     if case is None:
         raise NotFound("case not found", code="case_not_found")
     return case
 
 
-def view_of(ctx: Ctx, session: Session, case_id: str, at: datetime | None = None) -> CaseView:
-    at = at or ctx.now()
-    stage, roles = stage_and_roles(session, case_id, ctx.principal.user_id, at)
-    return ctx.vault.guard.case_view(ctx.principal, case_id, stage, roles)
+def visible_case(
+    ctx: Ctx, session: Session, case_id: str, at: datetime | None = None
+) -> tuple[Case, CaseView]:
+    """A case the caller may see, with their view of it; 404 otherwise (same work either way)."""
+    case, maybe_view = case_and_view(ctx, session, case_id, at)
+    view = ctx.vault.guard.require_case_found(maybe_view)
+    if case is None:  # unreachable: no view without a case; keeps the type checker informed
+        raise NotFound("case not found", code="case_not_found")
+    return case, view
+
+
+def document_and_view(
+    ctx: Ctx, session: Session, doc_id: str, at: datetime | None = None
+) -> tuple[Document | None, Case | None, CaseView | None]:
+    """The document, its case and the caller's view of the case; all None when it is missing.
+
+    As for cases, a missing document still costs the view's statement, so a 404 for a hidden
+    document and for one that never existed take the same time.
+    """
+    found = find_document(session, doc_id)
+    if found is None:
+        view_of(ctx, session, doc_id[:MAX_ID], at)
+        return None, None, None
+    doc, case = found
+    return doc, case, view_of(ctx, session, case.id, at)
 
 
 def iso(t: datetime | None) -> str | None:

@@ -1,16 +1,22 @@
 """Documents and versions: listing, metadata, streaming upload and streaming download.
 
-A read is one straight walk: catalog lookup → guard → key unwrap and first segment decrypted →
-audit event committed → bytes leave.  A write is: guard → ciphertext streamed to an invisible
-blob → audit event committed → version row committed → 201.  A write that fails at any step
-leaves no visible version, and its blob is removed.
+This service owns the whole walk of a content request, so every entry point (API routes, web
+pages, disclosure links) calls the same two functions and copies nothing:
+
+- ``read(ctx, doc_id, version, purpose)`` → catalog lookup → guard → key unwrap and first
+  segment decrypted → audit event committed → an ``OpenedRead`` whose bytes the caller sends;
+- ``upload(ctx, target, chunks)`` → guard → ciphertext streamed to an invisible blob → audit
+  event committed → version row committed → the result.  A write that fails at any step
+  leaves no visible version, and its blob is removed.
+
+Both run inside one audit scope opened here, like every other service call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -20,9 +26,16 @@ from sqlalchemy.orm import Session
 
 from vault.audit.scope import AuditScope
 from vault.catalog.models import Case, Document, IdempotencyRecord, User, Version
+from vault.catalog.queries import evaluator_ids
 from vault.crypto import IntegrityError, KeyUnavailable, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
-from vault.domain import DomainError, validate_class, validate_purpose, validate_title
+from vault.domain import (
+    DomainError,
+    check_purpose,
+    parse_positive_int,
+    validate_class,
+    validate_title,
+)
 from vault.errors import (
     BadRequest,
     Conflict,
@@ -32,9 +45,16 @@ from vault.errors import (
 )
 from vault.keyring import is_shredded
 from vault.services import idempotency
-from vault.services.cases import evaluator_ids
-from vault.services.context import Ctx, JsonBody, iso, load_case, view_of
-from vault.storage import BlobNotFound, BlobReader, BlobWriter
+from vault.services.context import (
+    Ctx,
+    JsonBody,
+    document_and_view,
+    iso,
+    load_case,
+    view_of,
+    visible_case,
+)
+from vault.storage import BlobNotFound, BlobReader
 
 READ_CHUNK = 1 << 20
 
@@ -62,10 +82,19 @@ def parse_if_match(value: str | None) -> int | None:
     v = value.strip()
     if v.startswith("W/"):
         v = v[2:]
-    v = v.strip('"')
-    if not v.isdigit():
+    number = parse_positive_int(v.strip('"'))
+    if number is None:
         raise BadRequest('If-Match must be a version ETag such as "3"', code="invalid_if_match")
-    return int(v)
+    return number
+
+
+def parse_version(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    number = parse_positive_int(raw)
+    if number is None:
+        raise BadRequest("version must be a positive integer", code="invalid_version")
+    return number
 
 
 # -- listing and metadata ------------------------------------------------------------------------
@@ -84,12 +113,10 @@ def _doc_item(ctx: Ctx, case_key: bytes, doc: Document, final_only: bool) -> dic
 
 def list_case_documents(ctx: Ctx, case_id: str) -> dict[str, Any]:
     with ctx.scope("document.list", case_id=case_id), ctx.vault.read_session() as s:
-        case = load_case(s, case_id)
-        view = view_of(ctx, s, case.id)
-        guard = ctx.vault.guard
         # Disclosed documents of a case the caller does not belong to are listed only at
         # /public/documents: the case listing itself stays 404 for non-members (SPEC §4.3).
-        guard.require_case(view)
+        case, view = visible_case(ctx, s, case_id)
+        guard = ctx.vault.guard
         # A crypto-shredded case answers 410 case_shredded here (from case_key).
         key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
         out = []
@@ -99,10 +126,9 @@ def list_case_documents(ctx: Ctx, case_id: str) -> dict[str, Any]:
             .order_by(Document.created_at, Document.id)
         )
         for doc in docs:
-            if view.overseer or view.may(doc.doc_class, "read"):
-                out.append(_doc_item(ctx, key, doc, final_only=False))
-            elif guard.disclosed(doc.doc_class, view.stage, doc.final_version):
-                out.append(_doc_item(ctx, key, doc, final_only=True))
+            shown = guard.listing_scope(view, doc.doc_class, doc.final_version)
+            if shown is not None:
+                out.append(_doc_item(ctx, key, doc, final_only=shown == "final"))
         return {"documents": out}
 
 
@@ -128,29 +154,28 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
         return {"documents": out}
 
 
-def _load_document(s: Session, doc_id: str) -> tuple[Document, Case]:
-    row = (
-        s.execute(
-            select(Document, Case)
-            .join(Case, Case.id == Document.case_id)
-            .where(Document.id == doc_id)
-        ).first()
-        if len(doc_id) <= 64
-        else None
+def _visible_document(
+    ctx: Ctx, s: Session, ev: AuditScope, doc_id: str
+) -> tuple[Document, Case, Any]:
+    """The document, its case and the caller's view; 404 when missing or not to be known.
+
+    The event names the case and class even when the answer is 404: only auditors see the
+    log, and a denied attempt must be findable by case.
+    """
+    doc, case, view = document_and_view(ctx, s, doc_id)
+    if doc is not None and case is not None:
+        ev.set(case_id=case.id, cls=doc.doc_class)
+    view = ctx.vault.guard.require_document(
+        view, doc.doc_class if doc else None, doc.final_version if doc else None
     )
-    if row is None or row[0].latest_version == 0:
+    if doc is None or case is None:  # unreachable after require_document; for the type checker
         raise NotFound("document not found", code="document_not_found")
-    doc, case = row.tuple()
-    return doc, case
+    return doc, case, view
 
 
 def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
     with ctx.scope("document.meta", document_id=doc_id) as ev, ctx.vault.read_session() as s:
-        doc, case = _load_document(s, doc_id)
-        # The event names the case and class even when the answer is 404: only auditors see
-        # the log, and a denied attempt must be findable by case.
-        ev.set(case_id=case.id, cls=doc.doc_class)
-        view = view_of(ctx, s, case.id)
+        doc, case, view = _visible_document(ctx, s, ev, doc_id)
         scope = ctx.vault.guard.metadata_scope(
             ctx.principal, view, doc.doc_class, doc.final_version
         )
@@ -183,6 +208,26 @@ def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
 # -- writing -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewDocument:
+    """Upload target: a new document (version 1) in a case."""
+
+    case_id: str
+    cls: str | None
+    raw_title: str | None  # the X-Kinko-Title header, still percent-encoded
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Upload target: the next version of a document."""
+
+    doc_id: str
+    raw_if_match: str | None
+
+
+UploadTarget = NewDocument | NewVersion
+
+
 @dataclass
 class WritePlan:
     """Everything decided before the body is read; the body is then streamed against it."""
@@ -200,16 +245,24 @@ class WritePlan:
     case_key: bytes = field(repr=False)
     dek: bytes = field(repr=False)
     by_evaluator: bool = False
-    replay: dict[str, Any] | None = None
+    # An earlier request under the same Idempotency-Key; compared once the body is hashed.
+    earlier: IdempotencyRecord | None = None
+
+    def fingerprint(self, ctx: Ctx, digest: str) -> str:
+        if self.create:
+            return idempotency.fingerprint(
+                ctx, "create", self.case_id, self.cls, self.title, digest
+            )
+        return idempotency.fingerprint(ctx, "version", self.doc_id, self.if_match, digest)
 
 
 def _replay_result(ctx: Ctx, s: Session, rec: IdempotencyRecord, create: bool) -> dict[str, Any]:
     doc = s.get(Document, rec.resource_id)
-    assert doc is not None
+    if doc is None:
+        raise NotFound("document not found", code="document_not_found")
     if not create:
         return {"version": rec.version}
-    case = s.get(Case, doc.case_id)
-    assert case is not None
+    case = load_case(s, doc.case_id)
     key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
     return {
         "id": doc.id,
@@ -219,125 +272,125 @@ def _replay_result(ctx: Ctx, s: Session, rec: IdempotencyRecord, create: bool) -
     }
 
 
-def plan_create(
-    ctx: Ctx,
-    ev: AuditScope,
-    case_id: str,
-    cls: str | None,
-    raw_title: str | None,
-    idem_key: str | None,
-) -> WritePlan:
+def _title_of(raw_title: str | None) -> str:
+    if raw_title is None:
+        raise BadRequest("the X-Kinko-Title header is required", code="title_required")
+    title = decode_header_text(raw_title)
+    if title is None:
+        raise BadRequest("X-Kinko-Title must be percent-encoded UTF-8", code="invalid_title")
+    try:
+        return validate_title(title)
+    except DomainError as e:
+        raise BadRequest(e.message, code=e.code) from None
+
+
+def _plan(ctx: Ctx, ev: AuditScope, target: UploadTarget, idem_key: str | None) -> WritePlan:
+    """Decide a write before its body is read: 404 → 403 → 400, then If-Match (412)."""
+    guard = ctx.vault.guard
     with ctx.vault.read_session() as s:
-        case = load_case(s, case_id)
-        view = view_of(ctx, s, case.id)
-        ctx.vault.guard.require_case(view)
-        try:
-            klass = validate_class(cls)
-        except DomainError as e:
-            raise BadRequest(e.message, code=e.code) from None
-        ev.set(cls=klass)
-        ctx.vault.guard.require_write(view, klass)
-        title = decode_header_text(raw_title)
-        if raw_title is None:
-            raise BadRequest("the X-Kinko-Title header is required", code="title_required")
-        if title is None:
-            raise BadRequest("X-Kinko-Title must be percent-encoded UTF-8", code="invalid_title")
-        try:
-            validate_title(title)
-        except DomainError as e:
-            raise BadRequest(e.message, code=e.code) from None
-        scope = f"create:{case.id}:{klass}"
-        rec = idempotency.lookup(s, ctx, idem_key, scope)
-        key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
-        plan = WritePlan(
+        if isinstance(target, NewDocument):
+            case, view = visible_case(ctx, s, target.case_id)
+            try:
+                cls = validate_class(target.cls)
+            except DomainError as e:
+                raise BadRequest(e.message, code=e.code) from None
+            ev.set(cls=cls)
+            guard.require_write(view, cls)
+            title: str | None = _title_of(target.raw_title)
+            doc_id, version, base, if_match = uuid.uuid4().hex, 1, None, None
+            scope = f"create:{case.id}:{cls}"
+        else:
+            if_match = parse_if_match(target.raw_if_match)
+            doc, case, view = _visible_document(ctx, s, ev, target.doc_id)
+            cls = doc.doc_class
+            guard.require_write(view, cls)
+            title, doc_id, version, base = None, doc.id, doc.latest_version + 1, doc.latest_version
+            scope = f"version:{doc.id}"
+        earlier = idempotency.find(s, ctx, idem_key)
+        if earlier is None and if_match is not None and if_match != base:
+            raise PreconditionFailed(
+                f"the latest version is {base}, not {if_match}", code="version_mismatch"
+            )
+        return WritePlan(
             case_id=case.id,
-            doc_id=uuid.uuid4().hex,
-            version=1,
-            cls=klass,
-            create=True,
+            doc_id=doc_id,
+            version=version,
+            cls=cls,
+            create=isinstance(target, NewDocument),
             title=title,
-            base_version=None,
-            if_match=None,
-            idem_key=idem_key,
-            idem_scope=scope,
-            case_key=key,
-            dek=new_data_key(),
-            by_evaluator="evaluator" in view.roles,
-        )
-        if rec is not None:
-            plan.replay = _replay_result(ctx, s, rec, create=True)
-            ev.set(document_id=rec.resource_id, version=rec.version)
-        return plan
-
-
-def plan_version(
-    ctx: Ctx, ev: AuditScope, doc_id: str, if_match: int | None, idem_key: str | None
-) -> WritePlan:
-    with ctx.vault.read_session() as s:
-        doc, case = _load_document(s, doc_id)
-        ev.set(case_id=case.id, cls=doc.doc_class)
-        view = view_of(ctx, s, case.id)
-        if not ctx.vault.guard.document_visible(view, doc.doc_class, doc.final_version):
-            raise NotFound("document not found", code="document_not_found")
-        ctx.vault.guard.require_write(view, doc.doc_class)
-        scope = f"version:{doc.id}:{if_match}"
-        rec = idempotency.lookup(s, ctx, idem_key, scope)
-        key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
-        plan = WritePlan(
-            case_id=case.id,
-            doc_id=doc.id,
-            version=doc.latest_version + 1,
-            cls=doc.doc_class,
-            create=False,
-            title=None,
-            base_version=doc.latest_version,
+            base_version=base,
             if_match=if_match,
             idem_key=idem_key,
             idem_scope=scope,
-            case_key=key,
+            case_key=ctx.vault.keys.case_key(case.id, case.wrapped_key),
             dek=new_data_key(),
             by_evaluator="evaluator" in view.roles,
+            earlier=earlier,
         )
-        if rec is not None:
-            plan.replay = _replay_result(ctx, s, rec, create=False)
-            ev.set(version=rec.version)
-            return plan
-        if if_match is not None and if_match != doc.latest_version:
-            raise PreconditionFailed(
-                f"the latest version is {doc.latest_version}, not {if_match}",
-                code="version_mismatch",
-            )
-        return plan
 
 
-class EncryptingSink:
-    """Encrypts plaintext into a blob writer while hashing it; runs in a worker thread."""
+def upload(ctx: Ctx, target: UploadTarget, chunks: Iterable[bytes]) -> dict[str, Any]:
+    """Store a new document or version from a stream of plaintext chunks (blocking).
 
-    def __init__(self, plan: WritePlan, writer: BlobWriter) -> None:
-        self.plan = plan
-        self.writer = writer
-        self.encryptor = StreamEncryptor(plan.dek, plan.doc_id, plan.version)
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.sha.update(data)
-        self.size += len(data)
-        out = self.encryptor.update(data)
-        if out:
-            self.writer.write(out)
-
-    def finish(self) -> str:
-        self.writer.write(self.encryptor.finalize())
-        return self.writer.commit()
+    ``chunks`` may block while the client sends; memory stays flat whatever the size.
+    """
+    if isinstance(target, NewDocument):
+        ev = ctx.scope("document.create", case_id=target.case_id)
+    else:
+        ev = ctx.scope("document.write", document_id=target.doc_id)
+    with ev:
+        plan = _plan(ctx, ev, target, idempotency.parse_key(ctx.idempotency_key))
+        if plan.earlier is not None:
+            # A retry: the body is read (and only hashed) so that a key reused with another
+            # body is told apart from a true retry, which creates nothing new.
+            digest = _digest_only(chunks)
+            return _replay(ctx, ev, plan, plan.earlier, digest)
+        blob_name, size, digest = _store(ctx, plan, chunks)
+        return _commit(ctx, ev, plan, blob_name, size, digest)
 
 
-def commit_write(
+def _digest_only(chunks: Iterable[bytes]) -> str:
+    sha = hashlib.sha256()
+    for chunk in chunks:
+        sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _replay(
+    ctx: Ctx, ev: AuditScope, plan: WritePlan, rec: IdempotencyRecord, digest: str
+) -> dict[str, Any]:
+    idempotency.check(rec, plan.idem_scope, plan.fingerprint(ctx, digest))
+    ev.set(document_id=rec.resource_id, version=rec.version)
+    with ctx.vault.read_session() as s:
+        result = _replay_result(ctx, s, rec, create=plan.create)
+    ev.allow(reason="idempotent_replay")
+    return result
+
+
+def _store(ctx: Ctx, plan: WritePlan, chunks: Iterable[bytes]) -> tuple[str, int, str]:
+    """Encrypt the plaintext stream into a new, still invisible blob; returns its name."""
+    encryptor = StreamEncryptor(plan.dek, plan.doc_id, plan.version)
+    sha = hashlib.sha256()
+    size = 0
+    with ctx.vault.blobs.writer() as writer:
+        for chunk in chunks:
+            sha.update(chunk)
+            size += len(chunk)
+            out = encryptor.update(chunk)
+            if out:
+                writer.write(out)
+        writer.write(encryptor.finalize())
+        name = writer.commit()
+    return name, size, sha.hexdigest()
+
+
+def _commit(
     ctx: Ctx, ev: AuditScope, plan: WritePlan, blob_name: str, size: int, digest: str
 ) -> dict[str, Any]:
     """Make an uploaded version visible, after its audit event is committed."""
     vault = ctx.vault
     now = ctx.now()
+    fp = plan.fingerprint(ctx, digest)
     try:
         with vault.write_session() as s:
             # Everything decided before the upload is decided again under the write lock: the
@@ -345,16 +398,18 @@ def commit_write(
             case = load_case(s, plan.case_id)
             view = view_of(ctx, s, case.id, now)
             vault.guard.require_write(view, plan.cls)
-            rec = idempotency.lookup(s, ctx, plan.idem_key, plan.idem_scope)
+            rec = idempotency.lookup(s, ctx, plan.idem_key, plan.idem_scope, fp)
             if rec is not None:
                 vault.blobs.delete(blob_name)
                 ev.set(document_id=rec.resource_id, version=rec.version)
                 result = _replay_result(ctx, s, rec, create=plan.create)
                 ev.allow(reason="idempotent_replay")
                 return result
-            assert ctx.principal.user_id is not None
+            if ctx.principal.user_id is None:
+                raise NotFound("case not found", code="case_not_found")
             if plan.create:
-                assert plan.title is not None
+                if plan.title is None:
+                    raise BadRequest("the X-Kinko-Title header is required", code="title_required")
                 doc = Document(
                     id=plan.doc_id,
                     case_id=case.id,
@@ -368,7 +423,8 @@ def commit_write(
                 s.add(doc)
             else:
                 existing = s.get(Document, plan.doc_id)
-                assert existing is not None
+                if existing is None:
+                    raise NotFound("document not found", code="document_not_found")
                 doc = existing
                 if doc.latest_version != plan.base_version:
                     if plan.if_match is not None:
@@ -398,7 +454,9 @@ def commit_write(
                 )
             )
             doc.latest_version = plan.version
-            idempotency.remember(s, ctx, plan.idem_key, plan.idem_scope, plan.doc_id, plan.version)
+            idempotency.remember(
+                s, ctx, plan.idem_key, plan.idem_scope, fp, plan.doc_id, plan.version
+            )
             s.flush()
             ev.set(document_id=plan.doc_id, version=plan.version)
             ev.allow()
@@ -416,11 +474,7 @@ def finalize(ctx: Ctx, doc_id: str, body: JsonBody) -> dict[str, Any]:
         ctx.scope("document.finalize", document_id=doc_id) as ev,
         ctx.vault.write_session() as s,
     ):
-        doc, case = _load_document(s, doc_id)
-        ev.set(case_id=case.id, cls=doc.doc_class)
-        view = view_of(ctx, s, case.id)
-        if not ctx.vault.guard.document_visible(view, doc.doc_class, doc.final_version):
-            raise NotFound("document not found", code="document_not_found")
+        doc, _case, view = _visible_document(ctx, s, ev, doc_id)
         ctx.vault.guard.require_write(view, doc.doc_class)
         version = body.require().get("version")
         if isinstance(version, bool) or not isinstance(version, int):
@@ -465,70 +519,93 @@ def _plaintext_chunks(
         reader.close()
 
 
-def open_read(
-    ctx: Ctx,
-    ev: AuditScope,
-    doc_id: str,
-    version: int | None,
-    raw_purpose: str | None,
-    *,
-    public: bool,
+def _purpose_of(raw: str | None) -> str:
+    """The decoded, checked purpose; 400 ``purpose_required`` / ``purpose_invalid``."""
+    if raw is None:
+        text = None
+    else:
+        text = decode_header_text(raw)
+        if text is None:
+            raise BadRequest(
+                "X-Access-Purpose must be percent-encoded UTF-8", code="purpose_invalid"
+            )
+    try:
+        return check_purpose(text)
+    except DomainError as e:
+        raise BadRequest(e.message, code=e.code) from None
+
+
+def read(ctx: Ctx, doc_id: str, version: str | None, purpose: str | None) -> OpenedRead:
+    """A content read by a case member (rule 1) or of a disclosed final version (rule 2)."""
+    return _read(ctx, doc_id, version, purpose, public=False)
+
+
+def read_public(ctx: Ctx, doc_id: str) -> OpenedRead:
+    """The final version of a disclosed document, to anyone, with no purpose and no review."""
+    return _read(ctx, doc_id, None, None, public=True)
+
+
+def _read(
+    ctx: Ctx, doc_id: str, raw_version: str | None, raw_purpose: str | None, *, public: bool
 ) -> OpenedRead:
     vault = ctx.vault
-    purpose = decode_header_text(raw_purpose)
-    with vault.read_session() as s:
-        doc, case = _load_document(s, doc_id)
-        # An unusable purpose is still recorded (capped), so the refusal shows what was sent.
-        ev.set(case_id=case.id, cls=doc.doc_class, purpose=(purpose or None) and purpose[:500])
-        view = view_of(ctx, s, case.id)
-        # The public route serves disclosed final versions only, whoever asks.
-        if public and not vault.guard.disclosed(doc.doc_class, view.stage, doc.final_version):
-            raise NotFound("document not found", code="document_not_found")
-        grant = vault.guard.content_read(
-            ctx.principal,
-            view,
-            doc.doc_class,
-            doc.latest_version,
-            doc.final_version,
-            None if public else version,
-        )
-        ev.set(case_id=case.id, cls=doc.doc_class, version=grant.version)
-        usable = validate_purpose(purpose)
-        if grant.purpose_required and usable is None:
-            raise BadRequest(
-                "a business purpose is required in X-Access-Purpose (1-500 characters)",
-                code="purpose_required",
-            )
-        row = s.get(Version, (doc.id, grant.version))
-        assert row is not None
-        key = vault.keys.case_key(case.id, case.wrapped_key)
+    with ctx.scope("document.read", document_id=doc_id) as ev:
+        requested = parse_version(raw_version)
+        if raw_purpose is not None:
+            # What was sent is recorded (decoded, capped) even when it is refused below.
+            sent = decode_header_text(raw_purpose)
+            ev.set(purpose=sent[:500] if sent else None)
+        with vault.read_session() as s:
+            doc, case, view = _visible_document(ctx, s, ev, doc_id)
+            if public:
+                grant = vault.guard.public_read(view, doc.doc_class, doc.final_version)
+            else:
+                grant = vault.guard.content_read(
+                    ctx.principal,
+                    view,
+                    doc.doc_class,
+                    doc.latest_version,
+                    doc.final_version,
+                    requested,
+                )
+            ev.set(version=grant.version)
+            if grant.purpose_required:
+                ev.set(purpose=_purpose_of(raw_purpose))
+            row = s.get(Version, (doc.id, grant.version))
+            if row is None:
+                raise IntegrityFailure(
+                    "the catalog names a missing version", code="integrity_error"
+                )
+            key = vault.keys.case_key(case.id, case.wrapped_key)
+            try:
+                digest = vault.keys.open_digest(key, doc.id, row.version, row.sha256_sealed)
+                dek = vault.keys.unwrap_dek(key, doc.id, row.version, row.wrapped_dek)
+            except (KeyUnavailable, IntegrityError):
+                # A sealed field that fails to open means the catalog row was altered or moved.
+                raise IntegrityFailure(
+                    "stored key material failed authentication", code="integrity_error"
+                ) from None
         try:
-            digest = vault.keys.open_digest(key, doc.id, row.version, row.sha256_sealed)
-            dek = vault.keys.unwrap_dek(key, doc.id, row.version, row.wrapped_dek)
-        except (KeyUnavailable, IntegrityError):
-            # A sealed field that fails to open means the catalog row was altered or moved.
+            reader = vault.blobs.open(row.blob_name)
+        except BlobNotFound:
+            raise IntegrityFailure("stored content is missing", code="content_missing") from None
+        chunks = _plaintext_chunks(reader, StreamDecryptor(dek, doc.id, row.version))
+        try:
+            # The first chunk is decrypted and verified before the event is written and before
+            # the response starts, so a swapped or corrupted blob is answered with an error
+            # status instead of a 200 that breaks off.
+            first = next(chunks, b"")
+        except IntegrityError:
+            chunks.close()
             raise IntegrityFailure(
-                "stored key material failed authentication", code="integrity_error"
+                "stored content failed authentication", code="integrity_error"
             ) from None
-    try:
-        reader = vault.blobs.open(row.blob_name)
-    except BlobNotFound:
-        raise IntegrityFailure("stored content is missing", code="content_missing") from None
-    chunks = _plaintext_chunks(reader, StreamDecryptor(dek, doc.id, row.version))
-    try:
-        # The first chunk is decrypted and verified before the event is written and before the
-        # response starts, so a swapped or corrupted blob is answered with an error status
-        # instead of a 200 that breaks off.
-        first = next(chunks, b"")
-    except IntegrityError:
-        reader.close()
-        raise IntegrityFailure(
-            "stored content failed authentication", code="integrity_error"
-        ) from None
-    try:
-        # "disclosed" marks a read that needs no purpose and opens no access review (§6).
-        ev.allow(reason="disclosed" if not grant.purpose_required else "ok")
-    except BaseException:
-        chunks.close()
-        raise
-    return OpenedRead(version=row.version, size=row.size, sha256=digest, first=first, rest=chunks)
+        try:
+            # "disclosed" marks a read that needs no purpose and opens no access review (§6).
+            ev.allow(reason="disclosed" if not grant.purpose_required else "ok")
+        except BaseException:
+            chunks.close()
+            raise
+        return OpenedRead(
+            version=row.version, size=row.size, sha256=digest, first=first, rest=chunks
+        )

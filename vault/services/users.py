@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from vault.audit.records import RequestInfo, build_record, system_info
 from vault.authz import Principal
 from vault.authz.guard import ANONYMOUS
-from vault.catalog.models import Case, Membership, Token, User
+from vault.catalog.models import Case, Membership, Notification, Token, User
+from vault.catalog.queries import active_membership, active_memberships, user_names
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.domain import DomainError, validate_global_roles, validate_user_name
@@ -62,7 +63,12 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
                 elif user.disabled:
                     reason = "user_disabled"
                 else:
-                    return Principal(user.id, user.name, frozenset(user.role_list))
+                    issuer = None
+                    if tok.issued_by is not None and tok.issued_by != user.id:
+                        issuer = s.scalar(select(User.name).where(User.id == tok.issued_by))
+                    return Principal(
+                        user.id, user.name, frozenset(user.role_list), token_issuer=issuer
+                    )
     else:
         reason = "malformed_authorization"
     ctx = Ctx(vault, Principal(None, actor), info)
@@ -109,13 +115,7 @@ def bootstrap(vault: Vault) -> str | None:
 
 
 def _require_admin(ctx: Ctx) -> None:
-    ctx.vault.guard.require_global(
-        ctx.principal,
-        "@users",
-        "manage",
-        message="only an admin may manage users and tokens",
-        code="admin_required",
-    )
+    ctx.vault.guard.require_admin(ctx.principal)
 
 
 def _user(s: Any, name: str) -> User:
@@ -188,9 +188,10 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
         if display_name is not None and (len(display_name) > 255 or not display_name.strip()):
             raise BadRequest("display_name must be 1-255 characters", code="invalid_display_name")
         idem_key = idempotency.parse_key(ctx.idempotency_key)
-        idem_scope = f"user.create:{name}"
+        idem_scope = "user.create"
+        fp = idempotency.fingerprint(ctx, "user.create", name, display_name, role_list)
         with ctx.vault.write_session() as s:
-            rec = idempotency.lookup(s, ctx, idem_key, idem_scope)
+            rec = idempotency.lookup(s, ctx, idem_key, idem_scope, fp)
             if rec is not None:
                 old = _user(s, name)
                 ev.allow(reason="idempotent_replay")
@@ -208,7 +209,7 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
                 s.flush()
             except IntegrityError:
                 raise Conflict("a user with this name exists", code="user_exists") from None
-            idempotency.remember(s, ctx, idem_key, idem_scope, str(user.id))
+            idempotency.remember(s, ctx, idem_key, idem_scope, fp, str(user.id))
             out = _user_out(user)
             # The allow event is committed first, then the change: a change is never unlogged.
             ev.allow()
@@ -216,42 +217,188 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             return out
 
 
+def _parse_ttl(ctx: Ctx, body: JsonBody) -> int:
+    if ctx.idempotency_key is not None:
+        # A token is shown once and only its hash is kept, so a replay could not return the
+        # first result; refusing is safer than minting a second token silently.
+        raise BadRequest(
+            "token creation does not take an Idempotency-Key: the token is shown only once",
+            code="idempotency_not_supported",
+        )
+    ttl_seconds = body.require().get("ttl_seconds")
+    if ttl_seconds is not None and (
+        isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
+    ):
+        raise BadRequest("ttl_seconds must be an integer", code="invalid_ttl")
+    ttl = ctx.vault.settings.token_default_ttl_seconds if ttl_seconds is None else ttl_seconds
+    if not 60 <= ttl <= 10 * 365 * 24 * 3600:
+        raise BadRequest("ttl_seconds must be between 60 and 315360000", code="invalid_ttl")
+    return ttl
+
+
+def _issuer_id(ctx: Ctx, s: Any, holder: User) -> int | None:
+    """Whom a new token for ``holder`` is marked with: None for a user minting their own.
+
+    A token minted for someone else is marked with its minter; a token minted with a marked
+    token inherits that mark, so a puppet token cannot launder itself by minting another.
+    """
+    if ctx.principal.token_issuer is not None:
+        issuer = s.scalar(select(User.id).where(User.name == ctx.principal.token_issuer))
+        return None if issuer is None else int(issuer)
+    if holder.id != ctx.principal.user_id:
+        return ctx.principal.user_id
+    return None
+
+
+def _mint(ctx: Ctx, s: Any, holder: User, ttl: int) -> tuple[Token, str]:
+    token = new_token()
+    now = ctx.now()
+    tok = Token(
+        id=secrets.token_hex(8),
+        user_id=holder.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+        issued_by=_issuer_id(ctx, s, holder),
+    )
+    s.add(tok)
+    if tok.issued_by is not None:
+        notify_token_issued(ctx, s, holder, tok)
+    return tok, token
+
+
+def notify_token_issued(ctx: Ctx, s: Any, holder: User, tok: Token) -> None:
+    """Tell the holder, and the supervisors of the holder's cases, once: someone else minted
+    a token that acts as the holder.  Nothing waits for them; they can revoke it."""
+    now = ctx.now()
+    recipients = {holder.id}
+    for m in active_memberships(s, holder.id, now):
+        for other in s.scalars(
+            select(Membership).where(Membership.case_id == m.case_id, active_membership(now))
+        ):
+            if "supervisor" in other.role_list:
+                recipients.add(other.user_id)
+    for uid in sorted(recipients):
+        s.add(
+            Notification(
+                user_id=uid,
+                kind="token.issued_for_user",
+                subject_user_id=holder.id,
+                actor_user_id=tok.issued_by,
+                ref=tok.id,
+                created_at=now,
+            )
+        )
+
+
+def _token_out(tok: Token, token: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": tok.id, "expires_at": iso(tok.expires_at)}
+    if token is not None:
+        out = {"token": token, **out}
+    return out
+
+
 def create_token(ctx: Ctx, name: str, body: JsonBody) -> dict[str, Any]:
+    """An admin issues a token for a user (bootstrap, service accounts); it carries the mark."""
     with ctx.scope("token.create", target=name) as ev:
         _require_admin(ctx)
-        if ctx.idempotency_key is not None:
-            # A token is shown once and only its hash is kept, so a replay could not return
-            # the first result; refusing is safer than minting a second token silently.
-            raise BadRequest(
-                "token creation does not take an Idempotency-Key: the token is shown only once",
-                code="idempotency_not_supported",
-            )
-        ttl_seconds = body.require().get("ttl_seconds")
-        if ttl_seconds is not None and (
-            isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
-        ):
-            raise BadRequest("ttl_seconds must be an integer", code="invalid_ttl")
-        ttl = ctx.vault.settings.token_default_ttl_seconds if ttl_seconds is None else ttl_seconds
-        if not 60 <= ttl <= 10 * 365 * 24 * 3600:
-            raise BadRequest("ttl_seconds must be between 60 and 315360000", code="invalid_ttl")
+        ttl = _parse_ttl(ctx, body)
         with ctx.vault.write_session() as s:
             user = _user(s, name)
             if user.disabled:
                 raise Conflict("the user is disabled", code="user_disabled")
-            token = new_token()
-            now = ctx.now()
-            tok = Token(
-                id=secrets.token_hex(8),
-                user_id=user.id,
-                token_hash=hash_token(token),
-                created_at=now,
-                expires_at=now + timedelta(seconds=ttl),
-            )
-            s.add(tok)
+            tok, token = _mint(ctx, s, user, ttl)
             s.flush()
-            ev.allow()
+            ev.allow("issued_for_other" if tok.issued_by is not None else "ok")
             s.commit()
-            return {"token": token, "id": tok.id, "expires_at": iso(tok.expires_at)}
+            return {**_token_out(tok, token), "issued_by": _name_of(s, tok.issued_by)}
+
+
+def _name_of(s: Any, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    name = s.scalar(select(User.name).where(User.id == user_id))
+    return None if name is None else str(name)
+
+
+def create_own_token(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
+    """``POST /api/v1/me/tokens``: a user mints a token for themselves (sync clients)."""
+    with ctx.scope("token.create", target=ctx.principal.name) as ev:
+        ttl = _parse_ttl(ctx, body)
+        with ctx.vault.write_session() as s:
+            user = s.get(User, ctx.principal.user_id)
+            if user is None or user.disabled:
+                raise Unauthenticated("authentication required", code="user_disabled")
+            tok, token = _mint(ctx, s, user, ttl)
+            s.flush()
+            ev.allow("issued_for_other" if tok.issued_by is not None else "ok")
+            s.commit()
+            return {**_token_out(tok, token), "issued_by": _name_of(s, tok.issued_by)}
+
+
+def list_own_tokens(ctx: Ctx) -> dict[str, Any]:
+    with ctx.scope("token.list", target=ctx.principal.name), ctx.vault.read_session() as s:
+        rows = s.scalars(
+            select(Token).where(Token.user_id == ctx.principal.user_id).order_by(Token.created_at)
+        )
+        now = ctx.now()
+        return {
+            "tokens": [
+                {
+                    "id": t.id,
+                    "created_at": iso(t.created_at),
+                    "expires_at": iso(t.expires_at),
+                    "revoked_at": iso(t.revoked_at),
+                    "active": t.revoked_at is None and t.expires_at > now,
+                    "issued_by": _name_of(s, t.issued_by),
+                }
+                for t in rows
+            ]
+        }
+
+
+def revoke_own_token(ctx: Ctx, token_id: str) -> None:
+    with (
+        ctx.scope("token.revoke", target=ctx.principal.name) as ev,
+        ctx.vault.write_session() as s,
+    ):
+        tok = s.get(Token, token_id) if len(token_id) <= 32 else None
+        if tok is None or tok.user_id != ctx.principal.user_id:
+            raise NotFound("token not found", code="token_not_found")
+        if tok.revoked_at is None:
+            tok.revoked_at = ctx.now()
+        ev.allow()
+        s.commit()
+
+
+def list_notifications(ctx: Ctx) -> dict[str, Any]:
+    """The caller's notifications, rendered from references (no stored text)."""
+    with ctx.scope("notification.list"), ctx.vault.read_session() as s:
+        rows = list(
+            s.scalars(
+                select(Notification)
+                .where(Notification.user_id == ctx.principal.user_id)
+                .order_by(Notification.id)
+            )
+        )
+        names = user_names(
+            s,
+            {n.subject_user_id for n in rows if n.subject_user_id is not None}
+            | {n.actor_user_id for n in rows if n.actor_user_id is not None},
+        )
+        return {
+            "notifications": [
+                {
+                    "id": n.id,
+                    "kind": n.kind,
+                    "user": names.get(n.subject_user_id) if n.subject_user_id else None,
+                    "by": names.get(n.actor_user_id) if n.actor_user_id else None,
+                    "token_id": n.ref,
+                    "created_at": iso(n.created_at),
+                }
+                for n in rows
+            ]
+        }
 
 
 def revoke_token(ctx: Ctx, name: str, token_id: str) -> None:

@@ -1,0 +1,135 @@
+"""The catalog's questions about who may see what, asked in one place.
+
+"An unexpired membership" and "the stage in force at t" are the two predicates every decision
+rests on (SPEC §3, §4.2).  They are written here once; the guard's callers (services for cases,
+documents, reviews and the sync manifest) build on these statements instead of repeating them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import Session
+
+from vault.catalog.models import Case, Document, Membership, Transition, User, Version
+
+# Longest id the catalog hands out; anything longer cannot exist and is not looked up.  The
+# lookups below still run a statement of the same shape for such ids, so a missing id costs the
+# same as a hidden one (no timing oracle).
+MAX_ID = 64
+_NO_ID = "-"
+
+
+def active_membership(at: datetime) -> ColumnElement[bool]:
+    """A membership that counts at ``at``: expired memberships count as absent."""
+    return (Membership.expires_at.is_(None)) | (Membership.expires_at > at)
+
+
+def stage_at(case_id: Any, at: datetime) -> Select[Any]:
+    """The stage in force at ``at``: the latest non-cancelled transition with ``at <= t``."""
+    return (
+        select(Transition.stage)
+        .where(
+            Transition.case_id == case_id,
+            Transition.cancelled_at.is_(None),
+            Transition.at <= at,
+        )
+        .order_by(Transition.at.desc(), Transition.created_at.desc())
+        .limit(1)
+    )
+
+
+def latest_transition(s: Session, case_id: str) -> Transition | None:
+    """The latest non-cancelled transition, scheduled or not ("forward" is judged from it)."""
+    return s.scalar(
+        select(Transition)
+        .where(Transition.case_id == case_id, Transition.cancelled_at.is_(None))
+        .order_by(Transition.at.desc(), Transition.created_at.desc())
+        .limit(1)
+    )
+
+
+def stage_and_roles(
+    s: Session, case_id: str, user_id: int | None, at: datetime
+) -> tuple[str, list[str]]:
+    """The stage in force at ``at`` and the user's unexpired case roles, in one round trip.
+
+    This runs on every request that touches a case, so both answers come from one statement.
+    Every case is created with its drafting transition, so a missing stage only happens for a
+    case that does not exist (the caller then answers 404 anyway).
+    """
+    roles_query = (
+        select(Membership.roles)
+        .where(
+            Membership.case_id == case_id,
+            Membership.user_id == (user_id if user_id is not None else -1),
+            active_membership(at),
+        )
+        .scalar_subquery()
+    )
+    stage, roles = s.execute(select(stage_at(case_id, at).scalar_subquery(), roles_query)).one()
+    return stage or "drafting", [r for r in (roles or "").split(",") if r]
+
+
+def find_case(s: Session, case_id: str) -> Case | None:
+    return s.get(Case, case_id if len(case_id) <= MAX_ID else _NO_ID)
+
+
+def find_document(s: Session, doc_id: str) -> tuple[Document, Case] | None:
+    """A document that has at least one version, with its case; None otherwise."""
+    row = s.execute(
+        select(Document, Case)
+        .join(Case, Case.id == Document.case_id)
+        .where(Document.id == (doc_id if len(doc_id) <= MAX_ID else _NO_ID))
+    ).first()
+    if row is None or row[0].latest_version == 0:
+        return None
+    doc, case = row.tuple()
+    return doc, case
+
+
+def member_cases(s: Session, user_id: int | None, at: datetime) -> list[Case]:
+    """The cases where the user holds an unexpired membership, by case number."""
+    if user_id is None:
+        return []
+    return list(
+        s.scalars(
+            select(Case)
+            .join(Membership, Membership.case_id == Case.id)
+            .where(Membership.user_id == user_id, active_membership(at))
+            .order_by(Case.number)
+        )
+    )
+
+
+def active_memberships(s: Session, user_id: int | None, at: datetime) -> list[Membership]:
+    if user_id is None:
+        return []
+    return list(
+        s.scalars(select(Membership).where(Membership.user_id == user_id, active_membership(at)))
+    )
+
+
+def evaluator_ids(s: Session, case_id: str) -> set[int]:
+    """Users whose names are secret in this case: anyone holding or having written as evaluator."""
+    ids = {
+        m.user_id
+        for m in s.scalars(select(Membership).where(Membership.case_id == case_id))
+        if "evaluator" in m.role_list
+    }
+    ids.update(
+        s.scalars(
+            select(Version.created_by)
+            .join(Document, Document.id == Version.document_id)
+            .where(Document.case_id == case_id, Version.by_evaluator.is_(True))
+        )
+    )
+    return ids
+
+
+def user_names(s: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
