@@ -54,6 +54,7 @@ FINDING_KINDS = frozenset(
         "inconsistent_with_trusted",
         "time_not_increasing",
         "malformed",
+        "empty",
         "unverified_tail",
     }
 )
@@ -89,6 +90,10 @@ class Report:
     tree_size: int = 0
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    # One plain sentence on how far the bundle is proven complete and what it cannot show: a
+    # bundle cut short together with its newest checkpoints still verifies, so a reader of an
+    # "OK" must be told where the proof ends.
+    coverage: str = ""
 
     def kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
@@ -103,6 +108,7 @@ class Report:
             "verified_size": self.verified_size,
             "checkpoints": self.checkpoints,
             "unverified_tail": self.unverified_tail,
+            "coverage": self.coverage,
             "seconds": round(self.seconds, 3),
             "counts": dict(self.counts),
             "findings": [

@@ -19,6 +19,7 @@ import json.encoder
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ MAX_FINDINGS_PER_KIND = 100
 
 _DIGEST = 8  # bytes of each leaf hash kept per seq, only to tell duplicates from insertions
 _ZERO = bytes(_DIGEST)
+
+_UNREADABLE = "Nothing verified: the bundle could not be read (see the findings)."
 
 
 def verify_bundle(
@@ -78,12 +81,12 @@ def verify_bundle(
     events = _read_events(root, first_seq, prefix, _sizes_to_snapshot(cps, trusted, first_seq), out)
     if events is None:
         return _report(out, started, origin=origin, first_seq=first_seq, checkpoints=len(cps))
+    _check_not_empty(events, out)
     _check_event_count(manifest["event_count"], events, out)
 
     verified, newest = _check_checkpoint_roots(cps, events, first_seq, out)
     _check_announced_checkpoints(cps, rejected, events, first_seq, out)
-    for t in trusted:
-        _check_trusted(t, cps, events, first_seq, out)
+    trusted_ok = [t.size for t in trusted if _check_trusted(t, cps, events, first_seq, out)]
     tail = _report_tail(newest, events.tree_size, out)
     return _report(
         out,
@@ -95,6 +98,7 @@ def verify_bundle(
         verified_size=verified.cp.size if verified is not None else 0,
         checkpoints=len(cps),
         unverified_tail=tail,
+        coverage=_coverage(events, first_seq, verified, trusted_ok, bool(trusted_note)),
     )
 
 
@@ -141,9 +145,12 @@ class _Events:
     tree_size: int
     roots: dict[int, bytes]  # the root recomputed at each checkpoint (and trusted) size
     announced: list[_CpEvent]  # the audit.checkpoint events, in file order
+    missing: bool = False  # events.jsonl does not exist
 
 
-def _report(out: _Findings, started: float, **values: Any) -> Report:
+def _report(
+    out: _Findings, started: float, *, coverage: str = _UNREADABLE, **values: Any
+) -> Report:
     out.close()
     values.setdefault("event_count", 0)
     values.setdefault("verified_size", 0)
@@ -154,6 +161,7 @@ def _report(out: _Findings, started: float, **values: Any) -> Report:
         findings=out.items,
         seconds=time.perf_counter() - started,
         counts=dict(out.counts),
+        coverage=coverage,
         **values,
     )
 
@@ -321,10 +329,23 @@ def _read_events(
         roots[first_seq] = prefix.root()
     try:
         lines, announced = _stream_events(root / EVENTS_FILE, first_seq, prefix, wanted, roots, out)
+    except FileNotFoundError:
+        # No events at all: the later checks still run, so that every checkpoint the bundle
+        # holds is reported as cut off rather than the bundle being waved through as empty.
+        return _Events(0, first_seq, roots, [], missing=True)
     except OSError as exc:
         out.add("malformed", EVENTS_FILE, f"cannot read the events: {exc}")
         return None
     return _Events(lines, first_seq + lines, roots, announced)
+
+
+def _check_not_empty(events: _Events, out: _Findings) -> None:
+    # A bundle without events proves nothing, and emptying one is the cheapest forgery of all;
+    # it must never read as a clean "OK".
+    if events.missing:
+        out.add("empty", EVENTS_FILE, "the file is missing: the bundle holds no events to verify")
+    elif events.lines == 0:
+        out.add("empty", EVENTS_FILE, "the file holds no events: there is nothing to verify")
 
 
 def _check_event_count(listed: int, events: _Events, out: _Findings) -> None:
@@ -483,6 +504,52 @@ def _report_tail(newest: int, tree_size: int, out: _Findings) -> int:
         f"{tail} events after the newest checkpoint are not covered by a signed root",
     )
     return tail
+
+
+def _coverage(
+    events: _Events,
+    first_seq: int,
+    verified: _Cp | None,
+    trusted_sizes: list[int],
+    trusted_given: bool,
+) -> str:
+    """The one sentence saying how far the bundle is proven complete.
+
+    The bundle cannot prove its own end: events cut off together with every newer checkpoint
+    and the audit.checkpoint events naming them leave a bundle that verifies cleanly.  Only a
+    checkpoint kept outside it (``--trusted``, ``--anchored``) can show such a truncation, so
+    the report always states where the proof stops instead of leaving "OK" to imply more.
+    """
+    if events.lines == 0:
+        return "Nothing verified: the bundle holds no events."
+    # With checkpoints already given, only one newer than those can extend the proof.
+    later = "--trusted or --anchored"
+    if trusted_given:
+        later = f"a newer checkpoint from {later}"
+    own = ""
+    if verified is not None:
+        when = verified.cp.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        own = f"size {verified.cp.size}, cut {when}"
+    best_trusted = max((s for s in trusted_sizes if s > first_seq), default=None)
+    if best_trusted is not None and (verified is None or best_trusted > verified.cp.size):
+        mine = (
+            f"the bundle's own newest matching checkpoint: {own}"
+            if own
+            else "no checkpoint in the bundle matches its events"
+        )
+        return (
+            f"Verified only up to the trusted checkpoint of size {best_trusted} ({mine}): "
+            f"truncation after that point can only be detected with {later}."
+        )
+    if verified is None:
+        return (
+            "Not verified: no checkpoint in the bundle matches its events, so truncation "
+            f"can only be detected with {later}."
+        )
+    return (
+        f"Verified only up to the newest checkpoint in the bundle that matches its events "
+        f"({own}): truncation after that point can only be detected with {later}."
+    )
 
 
 # -- the event stream ---------------------------------------------------------------------------
