@@ -1,6 +1,6 @@
 """Durable, private files: the one way Kinko writes a small file it must not lose or leak.
 
-Key files, the switch-over record and bundle files are written the same way: a temp file in the
+Key files and the switch-over record are written the same way: a temp file in the
 same directory created ``0600`` from the start (``O_EXCL``: there is never a moment with looser
 permissions, unlike ``open`` followed by ``chmod``), the data written and fsynced *before* the
 name appears (a crash could otherwise leave an empty key file that a restart would refuse, or
@@ -8,7 +8,9 @@ replace), then published, and the directory fsynced so the new name survives a c
 
 ``create_private`` publishes with ``link()``, which fails rather than replacing a file another
 process created a moment earlier (a key that may already have wrapped data); ``replace_private``
-is for files whose replacement is the point.  Imports nothing of ours.
+is for files whose replacement is the point.  Audit export bundles use only ``fsync_dir``:
+their files are meant for auditors and keep the ordinary umask-derived mode.  Imports nothing
+of ours.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -189,3 +190,72 @@ def test_checkpoints_are_cut_periodically(tmp_path: Path) -> None:
     finally:
         srv.close_clients()
         srv.stop()
+
+
+def _export_and_verify(srv: KinkoServer, tmp_path: Path, name: str) -> tuple[Path, dict]:
+    out = tmp_path / name
+    kinko("audit", "export", "--out", str(out), "--data-dir", str(srv.data_dir))
+    key = tmp_path / "verifier.key"
+    key.write_text(kinko("audit", "public-key", "--data-dir", str(srv.data_dir)).stdout)
+    report = json.loads(kinko("audit", "verify", str(out), "--key", str(key), "--json").stdout)
+    return out, report
+
+
+def test_clean_shutdown_cuts_a_checkpoint(tmp_path: Path) -> None:
+    """A server that lives less than one checkpoint interval still leaves its events signed.
+
+    The periodic cut comes at the earliest 10 s after start-up (the interval's upper bound), so
+    a server stopped sooner can only have a checkpoint if ``AuditLog.stop`` cuts one.  The cut
+    appends its own audit.checkpoint event after the size it signs, so that one event is the
+    only unverified tail there can be: the next checkpoint would cover it, and none comes.
+    """
+    srv = make_server(tmp_path)
+    born = time.monotonic()
+    srv.start()
+    try:
+        officer = srv.user("stop-officer", ["procurement"])
+        case = officer.create_case("STOP-1", "停止時のチェックポイント")
+        doc = officer.create_document(case["id"], "budget", "予算", b"amount")
+        officer.read(doc["id"], "確認")
+        officer.http.get(f"/api/v1/documents/{doc['id']}/content")  # 400: no purpose
+        srv.close_clients()
+        proc = srv.proc
+        assert proc is not None
+        srv.stop()  # SIGTERM: uvicorn's lifespan shutdown closes the vault
+        lived = time.monotonic() - born
+        # uvicorn re-raises SIGTERM once its lifespan shutdown has completed.
+        assert proc.returncode in (0, -signal.SIGTERM), srv.log()
+        assert "Application shutdown complete" in srv.log()
+    finally:
+        srv.close_clients()
+        srv.stop()
+    # Had the server lived a whole interval, a periodic cut could stand in for the one at
+    # shutdown and this test would prove nothing.
+    assert lived < 10, f"the server lived {lived:.1f} s; the test needs less than 10 s"
+    assert "could not cut" not in srv.log()
+
+    bundle, report = _export_and_verify(srv, tmp_path, "bundle")
+    assert report["ok"], report
+    assert report["checkpoints"] == 1
+    assert report["verified_size"] == report["event_count"] - 1
+    assert report["unverified_tail"] == 1
+    last = json.loads((bundle / "events.jsonl").read_bytes().splitlines()[-1])
+    assert last["action"] == "audit.checkpoint"
+    assert last["reason"].startswith(f"size={report['verified_size']} ")
+    reads = [
+        json.loads(line)
+        for line in (bundle / "events.jsonl").read_bytes().splitlines()
+        if b'"document.read"' in line
+    ]
+    assert {(e["decision"], e["reason"]) for e in reads} == {
+        ("allow", "ok"),
+        ("deny", "purpose_required"),
+    }
+    assert max(e["seq"] for e in reads) < report["verified_size"]
+
+    # A restart that serves nothing adds no event, so its shutdown has nothing to sign.
+    srv.start()
+    srv.stop()
+    _, again = _export_and_verify(srv, tmp_path, "again")
+    assert again["ok"], again
+    assert (again["checkpoints"], again["event_count"]) == (1, report["event_count"])

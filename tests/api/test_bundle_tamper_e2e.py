@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -354,6 +354,50 @@ def test_truncated_tail_with_stale_manifest(audit: Audit, tmp_path: Path) -> Non
     lines = read_lines(b)
     write_lines(b, lines[:-2], fix_manifest=False)
     assert_caught(b, audit, "truncated", "events.jsonl")
+
+
+def test_cut_with_its_newest_checkpoint_verifies_and_says_where_the_proof_ends(
+    audit: Audit, tmp_path: Path
+) -> None:
+    """No bundle can show this cut by itself; the plain report says so in one line."""
+    b = copy(audit, tmp_path)
+    cps = checkpoints(b, audit)
+    (newest_file, newest), (_, kept) = cps[-1], cps[-2]
+    # Everything from the newest checkpoint's size on goes, its audit.checkpoint event too.
+    newest_file.unlink()
+    write_lines(b, read_lines(b)[: newest.size])
+    result = kinko("audit", "verify", str(b), "--key", str(audit.key))
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary, coverage = result.stdout.splitlines()[:2]
+    assert summary.startswith("OK: ")
+    assert f"verified up to size {kept.size}," in summary
+    when = kept.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert coverage == (
+        "Verified only up to the newest checkpoint in the bundle that matches its events "
+        f"(size {kept.size}, cut {when}): truncation after that point can only be detected "
+        "with --trusted or --anchored."
+    )
+    # The checkpoint the auditor kept from before the cut cannot extend the proof past it.
+    trusted = kinko(
+        "audit", "verify", str(b), "--key", str(audit.key), "--trusted", str(audit.trusted)
+    )
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert trusted.stdout.splitlines()[1].endswith(
+        "can only be detected with a newer checkpoint from --trusted or --anchored."
+    )
+
+
+def test_emptied_bundle_fails_and_says_nothing_was_verified(audit: Audit, tmp_path: Path) -> None:
+    b = copy(audit, tmp_path)
+    write_lines(b, [])
+    for f, _ in checkpoints(b, audit):
+        f.unlink()
+    result = kinko("audit", "verify", str(b), "--key", str(audit.key))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("FAILED: 0 events")
+    assert lines[1] == "Nothing verified: the bundle holds no events."
+    assert "  empty: events.jsonl: the file holds no events: there is nothing to verify" in lines
 
 
 # -- checkpoints ---------------------------------------------------------------------------------

@@ -422,6 +422,112 @@ def test_broken_manifest_is_malformed(genuine: Log, signer: NoteSigner, tmp_path
     assert report.kinds() == {"malformed"}
 
 
+# -- what a bundle cannot prove -----------------------------------------------------------------
+
+
+def test_genuine_bundle_says_where_its_proof_ends(
+    genuine: Log, signer: NoteSigner, tmp_path: Path
+) -> None:
+    report = verify_bundle(export(genuine, signer, tmp_path / "b"), signer.verifier_key())
+    assert report.coverage == (
+        "Verified only up to the newest checkpoint in the bundle that matches its events "
+        "(size 900, cut 2026-11-26T07:15:00Z): truncation after that point can only be "
+        "detected with --trusted or --anchored."
+    )
+    assert report.to_dict()["coverage"] == report.coverage
+
+
+def test_newest_checkpoint_dropped_with_the_events_after_it(
+    genuine: Log, signer: NoteSigner, tmp_path: Path
+) -> None:
+    """The truncation no bundle can show by itself: it verifies, and the report says so."""
+    bundle = export(genuine, signer, tmp_path / "b")
+    # Events from seq 800 on go, and with them checkpoints 800 and 900 and the audit.checkpoint
+    # events naming them; the manifest is fixed too.  Nothing left refers to what is gone.
+    write_lines(bundle, read_lines(bundle)[:800])
+    for size in (800, 900):
+        (bundle / "checkpoints" / checkpoint_filename(size)).unlink()
+    report = verify_bundle(bundle, signer.verifier_key())
+    assert report.ok, report.findings
+    assert (report.verified_size, report.unverified_tail) == (700, 100)
+    assert "size 700, cut 2026-11-26T07:11:40Z" in report.coverage
+    assert report.coverage.startswith("Verified only up to the newest checkpoint")
+    assert "truncation after that point can only be detected with --trusted or --anchored" in (
+        report.coverage
+    )
+    # A checkpoint the auditor kept from beyond the cut is what exposes it.
+    kept = verify_bundle(bundle, signer.verifier_key(), trusted_note=genuine.notes[900])
+    assert failing(kept) == {"inconsistent_with_trusted"}
+
+
+def test_trusted_checkpoint_beyond_the_bundles_own_extends_the_proof(
+    genuine: Log, signer: NoteSigner, tmp_path: Path
+) -> None:
+    bundle = export(genuine, signer, tmp_path / "b")
+    at_950 = signer.sign(format_checkpoint(Checkpoint(ORIGIN, 950, genuine.roots[950], T0)))
+    report = verify_bundle(bundle, signer.verifier_key(), trusted_note=at_950)
+    assert report.ok, report.findings
+    assert report.coverage == (
+        "Verified only up to the trusted checkpoint of size 950 (the bundle's own newest "
+        "matching checkpoint: size 900, cut 2026-11-26T07:15:00Z): truncation after that "
+        "point can only be detected with a newer checkpoint from --trusted or --anchored."
+    )
+    older = verify_bundle(bundle, signer.verifier_key(), trusted_note=genuine.notes[300])
+    assert "(size 900, cut" in older.coverage
+    assert older.coverage.endswith("a newer checkpoint from --trusted or --anchored.")
+
+
+def test_events_without_any_checkpoint_are_not_called_verified(
+    genuine: Log, signer: NoteSigner, tmp_path: Path
+) -> None:
+    bundle = export(genuine, signer, tmp_path / "b")
+    write_lines(bundle, read_lines(bundle)[:50])
+    for note in (bundle / "checkpoints").iterdir():
+        note.unlink()
+    report = verify_bundle(bundle, signer.verifier_key())
+    assert report.ok, report.findings
+    assert report.unverified_tail == 50
+    assert report.coverage.startswith("Not verified: no checkpoint in the bundle matches")
+
+
+def test_empty_bundle_is_reported_not_passed(signer: NoteSigner, tmp_path: Path) -> None:
+    bundle = tmp_path / "b"
+    write_bundle(bundle, [], [], signer.verifier_key(), ORIGIN, 0, None)
+    report = verify_bundle(bundle, signer.verifier_key())
+    assert not report.ok
+    assert report.kinds() == {"empty"}
+    assert report.findings[0].where == "events.jsonl"
+    assert report.coverage == "Nothing verified: the bundle holds no events."
+
+
+def test_bundle_emptied_by_a_forger_is_reported(
+    genuine: Log, signer: NoteSigner, tmp_path: Path
+) -> None:
+    bundle = export(genuine, signer, tmp_path / "b")
+    write_lines(bundle, [])
+    for note in (bundle / "checkpoints").iterdir():
+        note.unlink()
+    report = verify_bundle(bundle, signer.verifier_key())
+    assert not report.ok
+    assert report.kinds() == {"empty"}
+
+
+def test_missing_events_file_is_reported_as_empty(
+    genuine: Log, signer: NoteSigner, tmp_path: Path
+) -> None:
+    bundle = export(genuine, signer, tmp_path / "b")
+    (bundle / "events.jsonl").unlink()
+    report = verify_bundle(bundle, signer.verifier_key())
+    assert not report.ok
+    empty = [f for f in report.findings if f.kind == "empty"]
+    assert [(f.where, f.detail) for f in empty] == [
+        ("events.jsonl", "the file is missing: the bundle holds no events to verify")
+    ]
+    # The checkpoints still in the bundle (and the manifest) show how much was cut off.
+    assert report.counts["truncated"] == 10
+    assert report.coverage == "Nothing verified: the bundle holds no events."
+
+
 # -- since-seq bundles ------------------------------------------------------------------------
 
 

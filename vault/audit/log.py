@@ -137,6 +137,23 @@ class AuditLog:
             thread.join(timeout=10)
         if ticker is not None:
             ticker.join(timeout=10)
+        if thread is not None and self._signer is not None:
+            self._checkpoint_at_stop()
+
+    def _checkpoint_at_stop(self) -> None:
+        """Cut a last checkpoint once every queued event is committed.
+
+        Without it, a server that stops before its first periodic cut (or between two) leaves
+        its newest events in the bundle's unverified tail for good.  Only a started log (the
+        server's) does this: a CLI command that merely opened the store must not write to the
+        log on its way out.  The unforced cut skips a log that has not grown since the last
+        checkpoint, so a restart loop does not checkpoint itself for ever; a failure is logged
+        rather than raised, as a stopping server has nobody left to answer.
+        """
+        try:
+            self.cut_checkpoint()
+        except Exception:
+            log.exception("could not cut the audit checkpoint at shutdown")
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Append one event and wait until it is durably committed; returns it with its seq."""

@@ -271,5 +271,8 @@ def _print_report(report: object, as_json: bool) -> None:
         f"{data['checkpoints']} checkpoints, verified up to size {data['verified_size']}, "
         f"unverified tail {data['unverified_tail']}"
     )
+    # Where the proof of completeness ends, on a line of its own: an "OK" alone would let a
+    # reader believe the bundle cannot have been cut short after its newest checkpoint.
+    console.print(data["coverage"], markup=False)
     for f in data["findings"]:
         console.print(f"  {f['kind']}: {f['where']}: {f['detail']}", markup=False)

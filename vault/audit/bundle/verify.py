@@ -1,18 +1,11 @@
-"""Audit export bundles and the offline verifier.
-
-A bundle is a directory an auditor can check with nothing but the bundle and the log's
-verifier key (no database, no network); the layout is documented in docs/audit-bundle.md:
-
-    events.jsonl              one canonical event per line (the exact leaf bytes, then "\\n")
-    checkpoints/<size>.note   every signed checkpoint, the size zero-padded to 20 digits
-    verifier.key              the verifier key, one line
-    manifest.json             {"format", "origin", "first_seq", "event_count", "exported_at"}
-    prefix.json               only when first_seq > 0: the frontier of the first first_seq leaves
+"""The offline verifier (``verify_bundle``); every rule is in docs/audit-bundle.md.
 
 ``verify_bundle`` streams events.jsonl once.  Each line is parsed and re-serialized to prove it
 is in canonical form, its seq is checked against its position, and its leaf hash is pushed into
 a ``CompactRange``; the root is snapshotted whenever the tree reaches the size of a checkpoint
 (or of the auditor's trusted checkpoint), so every signed root is recomputed from the events.
+The checks that need the whole stream (checkpoint roots, deleted checkpoints, trusted
+checkpoints, the tail) run afterwards on those snapshots.
 """
 
 from __future__ import annotations
@@ -23,264 +16,93 @@ import bisect
 import hashlib
 import json
 import json.encoder
-import os
-import re
-import secrets
-import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from vault.audit.bundle.format import (
+    BUNDLE_FORMAT,
+    CHECKPOINT_ACTION,
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    EVENTS_FILE,
+    FAILING_KINDS,
+    FINDING_KINDS,
+    MANIFEST_FILE,
+    PREFIX_FILE,
+    Finding,
+    Report,
+    parse_checkpoint_reason,
+)
 from vault.audit.merkle import EMPTY_ROOT, CompactRange
 from vault.audit.note import Checkpoint, NoteError, NoteVerifier, parse_checkpoint
 
-__all__ = [
-    "BUNDLE_FORMAT",
-    "CHECKPOINT_ACTION",
-    "FINDING_KINDS",
-    "BundleError",
-    "Finding",
-    "Report",
-    "checkpoint_filename",
-    "checkpoint_reason",
-    "parse_checkpoint_reason",
-    "verify_bundle",
-    "write_bundle",
-]
-
-BUNDLE_FORMAT = "kinko-audit-bundle/v1"
-CHECKPOINT_ACTION = "audit.checkpoint"
-EVENTS_FILE = "events.jsonl"
-CHECKPOINT_DIR = "checkpoints"
-KEY_FILE = "verifier.key"
-MANIFEST_FILE = "manifest.json"
-PREFIX_FILE = "prefix.json"
-
-FINDING_KINDS = frozenset(
-    {
-        "modified",
-        "missing",
-        "reordered",
-        "inserted",
-        "duplicate",
-        "truncated",
-        "bad_checkpoint_size",
-        "bad_checkpoint_root",
-        "bad_signature",
-        "deleted_checkpoint",
-        "inconsistent_with_trusted",
-        "time_not_increasing",
-        "malformed",
-        "unverified_tail",
-    }
-)
+__all__ = ["MAX_FINDINGS_PER_KIND", "verify_bundle"]
 
 # A wholesale shuffled or rewritten file would otherwise produce one finding per line; past
 # this many findings of one kind only a count is kept, which is what a reader can act on.
 MAX_FINDINGS_PER_KIND = 100
 
-_CHECKPOINT_FILE = re.compile(r"([0-9]{20})\.note")
-_CHECKPOINT_REASON = re.compile(r"size=(0|[1-9][0-9]*) root=([A-Za-z0-9+/]{43}=)")
 _DIGEST = 8  # bytes of each leaf hash kept per seq, only to tell duplicates from insertions
 _ZERO = bytes(_DIGEST)
 
-
-class BundleError(Exception):
-    """A bundle cannot be written (bad arguments or the target already exists)."""
+_UNREADABLE = "Nothing verified: the bundle could not be read (see the findings)."
 
 
-@dataclass
-class Finding:
-    kind: str
-    where: str
-    detail: str
+def verify_bundle(
+    path: Path, verifier_key: str, trusted_note: str | Sequence[str] | None = None
+) -> Report:
+    """Verify a bundle directory offline; see docs/audit-bundle.md for every rule.
 
-
-@dataclass
-class Report:
-    ok: bool
-    event_count: int
-    verified_size: int
-    checkpoints: int
-    unverified_tail: int
-    findings: list[Finding]
-    origin: str = ""
-    first_seq: int = 0
-    tree_size: int = 0
-    seconds: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def kinds(self) -> set[str]:
-        return {f.kind for f in self.findings}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "origin": self.origin,
-            "first_seq": self.first_seq,
-            "event_count": self.event_count,
-            "tree_size": self.tree_size,
-            "verified_size": self.verified_size,
-            "checkpoints": self.checkpoints,
-            "unverified_tail": self.unverified_tail,
-            "seconds": round(self.seconds, 3),
-            "counts": dict(self.counts),
-            "findings": [
-                {"kind": f.kind, "where": f.where, "detail": f.detail} for f in self.findings
-            ],
-        }
-
-
-def checkpoint_filename(size: int) -> str:
-    return f"{size:020d}.note"
-
-
-def checkpoint_reason(size: int, root: bytes) -> str:
-    """The ``reason`` of the audit.checkpoint event the server appends when it cuts one."""
-    return f"size={size} root={base64.b64encode(root).decode()}"
-
-
-def parse_checkpoint_reason(reason: object) -> tuple[int, bytes] | None:
-    if not isinstance(reason, str):
-        return None
-    m = _CHECKPOINT_REASON.fullmatch(reason)
-    if m is None:
-        return None
-    try:
-        root = base64.b64decode(m.group(2), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(root) != 32 or base64.b64encode(root).decode() != m.group(2):
-        return None
-    return int(m.group(1)), root
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _note_body(note: str) -> str:
-    """The text of a signed note without checking its signature (used only to name files)."""
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise BundleError("not a signed note")
-    return note[: split + 1]
-
-
-# -- writing -------------------------------------------------------------------------------------
-
-
-def write_bundle(
-    path: Path,
-    events: Iterable[bytes],
-    checkpoints: Iterable[str],
-    verifier_key: str,
-    origin: str,
-    first_seq: int,
-    prefix_frontier: list[tuple[int, int, bytes]] | None,
-    *,
-    exported_at: datetime | None = None,
-) -> int:
-    """Write a bundle directory atomically and return the number of events written.
-
-    Everything goes into a fresh sibling directory ``<path>.tmp-<random>`` that is renamed to
-    ``path`` only once every file is complete and synced, so a crash or error never leaves a
-    half-written bundle under the final name.
+    Raises NoteError only when ``verifier_key`` itself is unusable; everything wrong with the
+    bundle is reported as findings.  ``ok`` is true when the only finding is the unverified
+    tail.  ``trusted_note`` is one checkpoint the auditor kept (``--trusted``) or several (the
+    WORM-anchored checkpoints, ``--anchored``).
     """
-    path = Path(path)
-    if path.exists():
-        raise BundleError(f"{path} already exists")
-    if first_seq < 0:
-        raise BundleError("first_seq must not be negative")
-    if first_seq > 0:
-        if prefix_frontier is None:
-            raise BundleError("a bundle starting after seq 0 needs the prefix frontier")
-        try:
-            CompactRange.from_frontier(first_seq, prefix_frontier)
-        except ValueError as exc:
-            raise BundleError(f"invalid prefix frontier: {exc}") from None
-    elif prefix_frontier:
-        raise BundleError("a bundle starting at seq 0 has no prefix")
-    key_line = verifier_key.strip()
-    if not key_line or "\n" in key_line:
-        raise BundleError("the verifier key must be one line")
+    started = time.perf_counter()
+    root = Path(path)
+    verifier = NoteVerifier.from_verifier_key(verifier_key)
+    out = _Findings()
 
-    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
-    tmp.mkdir(parents=False)
-    try:
-        count = 0
-        with open(tmp / EVENTS_FILE, "wb", buffering=1 << 20) as f:
-            for ev in events:
-                if b"\n" in ev:
-                    raise BundleError(f"event {first_seq + count} contains a newline")
-                f.write(ev)
-                f.write(b"\n")
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        cp_dir = tmp / CHECKPOINT_DIR
-        cp_dir.mkdir()
-        for note in checkpoints:
-            try:
-                size = parse_checkpoint(_note_body(note)).size
-            except NoteError as exc:
-                raise BundleError(f"not a checkpoint note: {exc}") from None
-            target = cp_dir / checkpoint_filename(size)
-            if target.exists():
-                raise BundleError(f"two checkpoints of size {size}")
-            _write_text(target, note)
-        _write_text(tmp / KEY_FILE, key_line + "\n")
-        if first_seq > 0 and prefix_frontier is not None:
-            prefix = {
-                "size": first_seq,
-                "frontier": [[lvl, idx, _b64(h)] for lvl, idx, h in prefix_frontier],
-            }
-            _write_text(tmp / PREFIX_FILE, json.dumps(prefix, indent=1) + "\n")
-        when = (exported_at or datetime.now(UTC)).astimezone(UTC)
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "origin": origin,
-            "first_seq": first_seq,
-            "event_count": count,
-            "exported_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        }
-        _write_text(tmp / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
-        _fsync_dir(cp_dir)
-        _fsync_dir(tmp)
-        tmp.rename(path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return count
+    manifest = _read_manifest(root, out)
+    if manifest is None:
+        return _report(out, started)
+    origin: str = manifest["origin"]
+    first_seq: int = manifest["first_seq"]
+    prefix = _read_prefix(root, first_seq, out)
+    if prefix is None:
+        return _report(out, started, origin=origin, first_seq=first_seq)
+    cps, rejected = _read_checkpoints(root, verifier, origin, out)
+    trusted = _read_trusted(trusted_note, verifier, origin, out)
+
+    events = _read_events(root, first_seq, prefix, _sizes_to_snapshot(cps, trusted, first_seq), out)
+    if events is None:
+        return _report(out, started, origin=origin, first_seq=first_seq, checkpoints=len(cps))
+    _check_not_empty(events, out)
+    _check_event_count(manifest["event_count"], events, out)
+
+    verified, newest = _check_checkpoint_roots(cps, events, first_seq, out)
+    _check_announced_checkpoints(cps, rejected, events, first_seq, out)
+    trusted_ok = [t.size for t in trusted if _check_trusted(t, cps, events, first_seq, out)]
+    tail = _report_tail(newest, events.tree_size, out)
+    return _report(
+        out,
+        started,
+        origin=origin,
+        first_seq=first_seq,
+        tree_size=events.tree_size,
+        event_count=events.lines,
+        verified_size=verified.cp.size if verified is not None else 0,
+        checkpoints=len(cps),
+        unverified_tail=tail,
+        coverage=_coverage(events, first_seq, verified, trusted_ok, bool(trusted_note)),
+    )
 
 
-def _write_text(target: Path, text: str) -> None:
-    with open(target, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Directory entries (the new files and the final rename) are only durable once the
-    # directory itself is synced; platforms that cannot open directories skip this.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# -- verifying -----------------------------------------------------------------------------------
+# -- findings and what the steps hand on -------------------------------------------------------
 
 
 class _Findings:
@@ -315,9 +137,45 @@ class _CpEvent:
     root: bytes
 
 
+@dataclass
+class _Events:
+    """What the one pass over events.jsonl found."""
+
+    lines: int
+    tree_size: int
+    roots: dict[int, bytes]  # the root recomputed at each checkpoint (and trusted) size
+    announced: list[_CpEvent]  # the audit.checkpoint events, in file order
+    missing: bool = False  # events.jsonl does not exist
+
+
+def _report(
+    out: _Findings, started: float, *, coverage: str = _UNREADABLE, **values: Any
+) -> Report:
+    out.close()
+    values.setdefault("event_count", 0)
+    values.setdefault("verified_size", 0)
+    values.setdefault("checkpoints", 0)
+    values.setdefault("unverified_tail", 0)
+    return Report(
+        ok=not any(f.kind in FAILING_KINDS for f in out.items),
+        findings=out.items,
+        seconds=time.perf_counter() - started,
+        counts=dict(out.counts),
+        coverage=coverage,
+        **values,
+    )
+
+
 def _seq_range(lo: int, hi: int) -> str:
     """Human form of the seq range [lo, hi)."""
     return f"seq {lo}" if hi - lo == 1 else f"seq {lo}–{hi - 1}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- the steps, in the order verify_bundle takes them ---------------------------------------------
 
 
 def _read_manifest(root: Path, out: _Findings) -> dict[str, Any] | None:
@@ -364,17 +222,18 @@ def _read_prefix(root: Path, first_seq: int, out: _Findings) -> CompactRange | N
 
 
 def _read_checkpoints(
-    root: Path, verifier: NoteVerifier, origin: str, out: _Findings, rejected: set[int]
-) -> list[_Cp]:
-    """The checkpoints that verify, by size; ``rejected`` collects file sizes that did not."""
+    root: Path, verifier: NoteVerifier, origin: str, out: _Findings
+) -> tuple[list[_Cp], set[int]]:
+    """The checkpoints that verify, by size, and the sizes of the files that did not."""
+    rejected: set[int] = set()
     cp_dir = root / CHECKPOINT_DIR
     if not cp_dir.is_dir():
         out.add("malformed", CHECKPOINT_DIR, "the checkpoints directory is missing")
-        return []
+        return [], rejected
     good: list[_Cp] = []
     for entry in sorted(cp_dir.iterdir()):
         where = f"{CHECKPOINT_DIR}/{entry.name}"
-        m = _CHECKPOINT_FILE.fullmatch(entry.name)
+        m = CHECKPOINT_FILE.fullmatch(entry.name)
         if m is None or not entry.is_file():
             out.add("malformed", where, "not a checkpoint file name (20 digits + .note)")
             continue
@@ -425,51 +284,16 @@ def _read_checkpoints(
                 f"{kept[-1].file} ({kept[-1].cp.time.isoformat()})",
             )
         kept.append(c)
-    return kept
+    return kept, rejected
 
 
-def verify_bundle(
-    path: Path, verifier_key: str, trusted_note: str | Sequence[str] | None = None
-) -> Report:
-    """Verify a bundle directory offline; see docs/audit-bundle.md for every rule.
-
-    Raises NoteError only when ``verifier_key`` itself is unusable; everything wrong with the
-    bundle is reported as findings.  ``ok`` is true when the only finding is the unverified
-    tail.
-    """
-    started = time.perf_counter()
-    root = Path(path)
-    verifier = NoteVerifier.from_verifier_key(verifier_key)
-    out = _Findings()
-
-    def finish(**values: Any) -> Report:
-        out.close()
-        failing = [f for f in out.items if f.kind != "unverified_tail"]
-        values.setdefault("event_count", 0)
-        values.setdefault("verified_size", 0)
-        values.setdefault("checkpoints", 0)
-        values.setdefault("unverified_tail", 0)
-        return Report(
-            ok=not failing,
-            findings=out.items,
-            seconds=time.perf_counter() - started,
-            counts=dict(out.counts),
-            **values,
-        )
-
-    manifest = _read_manifest(root, out)
-    if manifest is None:
-        return finish()
-    origin: str = manifest["origin"]
-    first_seq: int = manifest["first_seq"]
-    cr = _read_prefix(root, first_seq, out)
-    if cr is None:
-        return finish(origin=origin, first_seq=first_seq)
-
-    rejected: set[int] = set()
-    cps = _read_checkpoints(root, verifier, origin, out, rejected)
-
-    # One trusted checkpoint (--trusted) or a set of them (the WORM-anchored checkpoints).
+def _read_trusted(
+    trusted_note: str | Sequence[str] | None,
+    verifier: NoteVerifier,
+    origin: str,
+    out: _Findings,
+) -> list[Checkpoint]:
+    """The trusted checkpoints that verify with the key and belong to this log."""
     notes = [trusted_note] if isinstance(trusted_note, str) else list(trusted_note or [])
     trusted_set: list[Checkpoint] = []
     for note in notes:
@@ -486,41 +310,73 @@ def verify_bundle(
             )
             continue
         trusted_set.append(trusted)
+    return trusted_set
 
+
+def _sizes_to_snapshot(cps: list[_Cp], trusted: list[Checkpoint], first_seq: int) -> list[int]:
+    """The tree sizes whose root the event stream must recompute, ascending."""
     wanted = {c.cp.size for c in cps if c.cp.size >= first_seq}
-    wanted.update(t.size for t in trusted_set if t.size >= first_seq)
+    wanted.update(t.size for t in trusted if t.size >= first_seq)
+    return sorted(wanted)
+
+
+def _read_events(
+    root: Path, first_seq: int, prefix: CompactRange, wanted: list[int], out: _Findings
+) -> _Events | None:
+    """Stream events.jsonl; None when it exists but cannot be read to the end."""
     roots: dict[int, bytes] = {}
     if first_seq in wanted:
-        roots[first_seq] = cr.root()
-
+        roots[first_seq] = prefix.root()
     try:
-        stream = _stream_events(root / EVENTS_FILE, first_seq, cr, sorted(wanted), roots, out)
+        lines, announced = _stream_events(root / EVENTS_FILE, first_seq, prefix, wanted, roots, out)
+    except FileNotFoundError:
+        # No events at all: the later checks still run, so that every checkpoint the bundle
+        # holds is reported as cut off rather than the bundle being waved through as empty.
+        return _Events(0, first_seq, roots, [], missing=True)
     except OSError as exc:
         out.add("malformed", EVENTS_FILE, f"cannot read the events: {exc}")
-        return finish(origin=origin, first_seq=first_seq, checkpoints=len(cps))
-    lines, cp_events = stream
-    tree_size = first_seq + lines
+        return None
+    return _Events(lines, first_seq + lines, roots, announced)
 
-    if lines < manifest["event_count"]:
+
+def _check_not_empty(events: _Events, out: _Findings) -> None:
+    # A bundle without events proves nothing, and emptying one is the cheapest forgery of all;
+    # it must never read as a clean "OK".
+    if events.missing:
+        out.add("empty", EVENTS_FILE, "the file is missing: the bundle holds no events to verify")
+    elif events.lines == 0:
+        out.add("empty", EVENTS_FILE, "the file holds no events: there is nothing to verify")
+
+
+def _check_event_count(listed: int, events: _Events, out: _Findings) -> None:
+    lines = events.lines
+    if lines < listed:
         out.add(
             "truncated",
             EVENTS_FILE,
-            f"the manifest lists {manifest['event_count']} events, the file holds {lines}",
+            f"the manifest lists {listed} events, the file holds {lines}",
         )
-    elif lines > manifest["event_count"]:
+    elif lines > listed:
         out.add(
             "inserted",
             EVENTS_FILE,
-            f"the manifest lists {manifest['event_count']} events, the file holds {lines}",
+            f"the manifest lists {listed} events, the file holds {lines}",
         )
 
-    named: dict[bytes, _CpEvent] = {}
-    for ce in cp_events:
-        named.setdefault(ce.root, ce)
 
-    # Checkpoint roots against the events, smallest first, so a mismatch can be narrowed to
-    # the events between the last checkpoint that matched and the one that does not.
-    verified_size = 0
+def _check_checkpoint_roots(
+    cps: list[_Cp], events: _Events, first_seq: int, out: _Findings
+) -> tuple[_Cp | None, int]:
+    """Each signed root against the recomputed one; returns (newest match, newest size).
+
+    Smallest first, so that a mismatch can be narrowed to the events between the last
+    checkpoint that matched and the one that does not.
+    """
+    tree_size, roots = events.tree_size, events.roots
+    named: dict[bytes, _CpEvent] = {}
+    for ce in events.announced:
+        named.setdefault(ce.root, ce)
+    verified: _Cp | None = None
     last_good = first_seq
     newest = first_seq
     for c in cps:
@@ -537,7 +393,7 @@ def verify_bundle(
             continue
         newest = max(newest, size)
         if roots.get(size) == c.cp.root:
-            verified_size = size
+            verified = c
             last_good = size
             continue
         announced = named.get(c.cp.root)
@@ -556,12 +412,20 @@ def verify_bundle(
             f"the root of the {size} events differs from the signed root; "
             f"the change is in {where} (after the last matching checkpoint)",
         )
+    return verified, newest
 
-    # A checkpoint the server cut is announced by an audit.checkpoint event; if the note is
-    # gone from the bundle it was deleted (unless it predates a since-seq bundle).
+
+def _check_announced_checkpoints(
+    cps: list[_Cp], rejected: set[int], events: _Events, first_seq: int, out: _Findings
+) -> None:
+    """Every checkpoint an audit.checkpoint event names must be in the bundle, unaltered.
+
+    A checkpoint the server cut is announced by such an event; if the note is gone from the
+    bundle it was deleted (unless it predates a since-seq bundle).
+    """
     by_size = {c.cp.size: c for c in cps}
     cp_roots = {c.cp.root for c in cps}
-    for ce in cp_events:
+    for ce in events.announced:
         if ce.size < first_seq:
             continue
         present = by_size.get(ce.size)
@@ -576,7 +440,7 @@ def verify_bundle(
                 f"the audit.checkpoint event names a checkpoint of size {ce.size} "
                 f"(root {_b64(ce.root)}) that is not in {CHECKPOINT_DIR}/",
             )
-        elif roots.get(ce.size) == present.cp.root:
+        elif events.roots.get(ce.size) == present.cp.root:
             out.add(
                 "bad_checkpoint_root",
                 f"seq {ce.seq}",
@@ -584,35 +448,11 @@ def verify_bundle(
                 f"but the events and {present.file} give {_b64(present.cp.root)}",
             )
 
-    for trusted in trusted_set:
-        _check_trusted(trusted, cps, roots, first_seq, tree_size, out)
-
-    tail = tree_size - newest
-    if tail > 0:
-        out.add(
-            "unverified_tail",
-            _seq_range(newest, tree_size),
-            f"{tail} events after the newest checkpoint are not covered by a signed root",
-        )
-    return finish(
-        origin=origin,
-        first_seq=first_seq,
-        tree_size=tree_size,
-        event_count=lines,
-        verified_size=verified_size,
-        checkpoints=len(cps),
-        unverified_tail=max(tail, 0),
-    )
-
 
 def _check_trusted(
-    trusted: Checkpoint,
-    cps: list[_Cp],
-    roots: dict[int, bytes],
-    first_seq: int,
-    tree_size: int,
-    out: _Findings,
-) -> None:
+    trusted: Checkpoint, cps: list[_Cp], events: _Events, first_seq: int, out: _Findings
+) -> bool:
+    """One trusted checkpoint against the bundle; True when the bundle agrees with it."""
     size = trusted.size
     where = f"--trusted (size {size})"
     same = next((c for c in cps if c.cp.size == size), None)
@@ -623,12 +463,13 @@ def _check_trusted(
                 where,
                 f"{same.file} has a different root for the same size: history was rewritten",
             )
-        return
-    if size > tree_size:
+            return False
+        return True
+    if size > events.tree_size:
         out.add(
             "inconsistent_with_trusted",
             where,
-            f"the bundle ends at tree size {tree_size}, before the trusted checkpoint",
+            f"the bundle ends at tree size {events.tree_size}, before the trusted checkpoint",
         )
     elif size < first_seq:
         out.add(
@@ -638,14 +479,80 @@ def _check_trusted(
             f"checkpoint of size {size}",
         )
     elif size == 0:
-        if trusted.root != EMPTY_ROOT:
-            out.add("inconsistent_with_trusted", where, "not the empty-tree root")
-    elif roots.get(size) != trusted.root:
+        if trusted.root == EMPTY_ROOT:
+            return True
+        out.add("inconsistent_with_trusted", where, "not the empty-tree root")
+    elif events.roots.get(size) != trusted.root:
         out.add(
             "inconsistent_with_trusted",
             where,
             "the root recomputed from the events differs: history was rewritten",
         )
+    else:
+        return True
+    return False
+
+
+def _report_tail(newest: int, tree_size: int, out: _Findings) -> int:
+    """Events after the newest checkpoint: reported, not failing (SPEC §5)."""
+    tail = tree_size - newest
+    if tail <= 0:
+        return 0
+    out.add(
+        "unverified_tail",
+        _seq_range(newest, tree_size),
+        f"{tail} events after the newest checkpoint are not covered by a signed root",
+    )
+    return tail
+
+
+def _coverage(
+    events: _Events,
+    first_seq: int,
+    verified: _Cp | None,
+    trusted_sizes: list[int],
+    trusted_given: bool,
+) -> str:
+    """The one sentence saying how far the bundle is proven complete.
+
+    The bundle cannot prove its own end: events cut off together with every newer checkpoint
+    and the audit.checkpoint events naming them leave a bundle that verifies cleanly.  Only a
+    checkpoint kept outside it (``--trusted``, ``--anchored``) can show such a truncation, so
+    the report always states where the proof stops instead of leaving "OK" to imply more.
+    """
+    if events.lines == 0:
+        return "Nothing verified: the bundle holds no events."
+    # With checkpoints already given, only one newer than those can extend the proof.
+    later = "--trusted or --anchored"
+    if trusted_given:
+        later = f"a newer checkpoint from {later}"
+    own = ""
+    if verified is not None:
+        when = verified.cp.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        own = f"size {verified.cp.size}, cut {when}"
+    best_trusted = max((s for s in trusted_sizes if s > first_seq), default=None)
+    if best_trusted is not None and (verified is None or best_trusted > verified.cp.size):
+        mine = (
+            f"the bundle's own newest matching checkpoint: {own}"
+            if own
+            else "no checkpoint in the bundle matches its events"
+        )
+        return (
+            f"Verified only up to the trusted checkpoint of size {best_trusted} ({mine}): "
+            f"truncation after that point can only be detected with {later}."
+        )
+    if verified is None:
+        return (
+            "Not verified: no checkpoint in the bundle matches its events, so truncation "
+            f"can only be detected with {later}."
+        )
+    return (
+        f"Verified only up to the newest checkpoint in the bundle that matches its events "
+        f"({own}): truncation after that point can only be detected with {later}."
+    )
+
+
+# -- the event stream ---------------------------------------------------------------------------
 
 
 def _canonical_encoder() -> Callable[[Any], str]:
