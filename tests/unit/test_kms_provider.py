@@ -12,8 +12,7 @@ from kms_support import (  # noqa: F401  (the fixture is found by pytest through
     new_kms_key,
 )
 
-from vault.crypto import KeyProvider, KeyUnavailable
-from vault.crypto.kms import AwsKmsKeyProvider, KeyProviderUnavailable
+from vault.keys import AwsKmsKeyProvider, KeyProvider, KeyProviderUnavailable, KeyUnavailable
 
 pytestmark = pytest.mark.usefixtures("kms_endpoint")
 

@@ -25,18 +25,16 @@ from sqlalchemy.orm import Session
 
 from vault.catalog.models import Case, Document, Version
 from vault.core import Vault
-from vault.crypto import KeyProvider, KeyUnavailable, LocalKeyProvider
-from vault.errors import BadRequest, Conflict, KinkoError, NotFound
-from vault.keyring import SHREDDED_KEY, is_shredded
+from vault.errors import BadRequest, Conflict, NotFound
+from vault.keys.errors import KeyAdminError, KeyUnavailable
+from vault.keys.keyring import SHREDDED_KEY, is_shredded
+from vault.keys.kms import AwsKmsKeyProvider
+from vault.keys.local import LocalKeyProvider
+from vault.keys.provider import KeyProvider
 from vault.services.context import stage_and_roles
 from vault.storage import BlobNotFound
 
 UNREADABLE = "?"
-
-
-class KeyAdminError(KinkoError):
-    status = 500
-    code = "key_admin_error"
 
 
 @dataclass
@@ -192,8 +190,6 @@ def rotate(
         new = provider
         log(f"added master key version {new_id} to {provider.path} (now current)")
     else:
-        from vault.crypto.kms import AwsKmsKeyProvider
-
         if not isinstance(provider, AwsKmsKeyProvider):
             raise BadRequest(f"provider {provider.name!r} does not support rotation")
         if kms_key_id is None:
