@@ -122,6 +122,22 @@ def test_reopen_yields_the_same_key(tmp_path: Path) -> None:
     assert second.unwrap(wrapped, {"case_id": "A"}) == KEY
 
 
+def test_losing_the_creation_race_keeps_the_winners_key(tmp_path: Path) -> None:
+    # Two processes start on an empty data directory at once.  The winner creates the key file
+    # and wraps a case key with it; the loser, which found no file a moment earlier, then
+    # creates its own.  That must not replace the winner's file (its case key would be lost for
+    # good): the loser must end up using the winner's key.
+    path = tmp_path / "master.json"
+    winner = LocalKeyProvider.open_or_create(path)
+    wrapped = winner.wrap(KEY, {"case_id": "A"})
+    LocalKeyProvider._create(path)  # the loser's step after its failed first open
+    loser = LocalKeyProvider.open_or_create(path)
+    assert loser.current_key_id() == winner.current_key_id()
+    assert loser.unwrap(wrapped, {"case_id": "A"}) == KEY
+    assert [k["id"] for k in json.loads(path.read_text())["keys"]] == [winner.current_key_id()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["master.json"]  # no temp file left
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o601])
 def test_refuses_key_file_readable_by_others(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "master.json"

@@ -3,7 +3,8 @@
 Byte formats ("Provider-wrapped key" and "Master key file") are specified in
 ``docs/format.md``.  A provider-wrapped key is ``b"KNKP" | 0x01 | u8 len(id) | id`` followed
 by a ``KNKW`` wrapped key (:func:`vault.crypto.wrap_key`) whose associated data is that header
-plus the canonical context under :data:`MASTER_WRAP_LABEL`.
+plus the canonical context under :data:`MASTER_WRAP_LABEL`.  The file is written only through
+:mod:`vault.fsio`, so it is ``0600`` from its creation and survives a crash.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -31,6 +31,7 @@ from vault.crypto.wrap import (
     unwrap_key,
     wrap_key,
 )
+from vault.fsio import create_private, replace_private
 from vault.keys.errors import InsecureKeyFile, KeyFileError, KeyUnavailable
 
 __all__ = ["KEY_FILE_FORMAT", "MASTER_WRAP_LABEL", "PROVIDER_MAGIC", "LocalKeyProvider"]
@@ -185,7 +186,8 @@ class LocalKeyProvider:
     def _write_doc(self, doc: Mapping[str, Any]) -> None:
         data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         _parse_key_file(data, self._path)  # never publish a file we could not read back
-        _write_replace(self._path, data)
+        # Replacing is the point here (unlike first creation); the file lock serializes writers.
+        replace_private(self._path, data)
         st = os.stat(self._path)
         self._file_id = (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -194,7 +196,8 @@ class LocalKeyProvider:
 
         Older versions stay in the file, so everything they wrapped still unwraps; use
         :meth:`retain` once nothing needs them any more.  The file is replaced atomically
-        (temp file with mode 0600, fsync, rename, directory fsync).
+        through :func:`vault.fsio.replace_private` (temp file with mode 0600, fsync, rename,
+        directory fsync).
         """
         with self._file_lock():
             doc = self._read_doc()
@@ -283,81 +286,10 @@ class LocalKeyProvider:
         }
         data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        # O_EXCL with mode 0o600 means the file is created owner-only: there is no window in
-        # which it exists with looser permissions, unlike open() followed by chmod().
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                # The umask can only remove bits from 0o600; set it exactly so that an odd
-                # umask cannot leave the owner unable to read the key back.
-                os.fchmod(fd, 0o600)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                # The data must be durable before the name appears, or a crash could leave
-                # an empty key file that a restart would then refuse (or worse, replace).
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _publish(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _fsync_dir(path.parent)
-
-
-def _write_replace(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; the new file is 0600 from its creation."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Unlike first creation, replacing is the point here; the file lock serializes writers.
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Atomically give the finished temp file its final name without clobbering.
-
-    A hard link fails if ``path`` already exists, whereas rename would silently replace a
-    key file that a concurrent process created a moment earlier and may already have used
-    to wrap keys, making those keys unrecoverable.  Rename is only the fallback for file
-    systems that do not support hard links.
-    """
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return  # Another process won the race; the caller re-opens its file.
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        if not path.exists():
-            os.rename(tmp, path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Persist the directory entry too; otherwise the new name can vanish after a crash.
-    try:
-        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        # create_private never replaces an existing file: if another process created the key
+        # file a moment earlier (and may already have wrapped keys with it), its file stays
+        # and the caller re-opens it, so two processes never end up with two different keys.
+        create_private(path, data)
 
 
 def _parse_key_file(data: bytes, path: Path) -> tuple[dict[str, bytes], str]:
