@@ -154,18 +154,6 @@ def test_accepts_read_only_owner_file(tmp_path: Path) -> None:
     LocalKeyProvider.open_or_create(path)
 
 
-@pytest.mark.parametrize(
-    "context",
-    [{"case_id": "B"}, {"case_id": "a"}, {}, {"case_id": "A", "extra": ""}],
-    ids=["other case", "case differs in case", "empty", "extra entry"],
-)
-def test_context_mismatch_raises(tmp_path: Path, context: dict[str, str]) -> None:
-    provider = LocalKeyProvider.open_or_create(tmp_path / "master.json")
-    wrapped = provider.wrap(KEY, {"case_id": "A"})
-    with pytest.raises(KeyUnavailable):
-        provider.unwrap(wrapped, context)
-
-
 def test_unknown_key_id_and_malformed_input(tmp_path: Path) -> None:
     provider = LocalKeyProvider.open_or_create(tmp_path / "master.json")
     other = LocalKeyProvider.open_or_create(tmp_path / "other.json")
