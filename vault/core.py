@@ -18,10 +18,9 @@ from vault.audit.anchor import S3Anchor
 from vault.audit.log import AuditLog
 from vault.audit.signing import load_or_create_signer
 from vault.authz import Guard
-from vault.crypto import KeyProvider, LocalKeyProvider
 from vault.db import AUDIT_MIGRATIONS, CATALOG_MIGRATIONS, make_engine, upgrade, writer
 from vault.fsio import create_private
-from vault.keyring import Keyring
+from vault.keys import AwsKmsKeyProvider, KeyProvider, Keyring, LocalKeyProvider
 from vault.settings import Settings
 from vault.storage import BlobStore, LocalBlobStore
 from vault.storage.fallback import FallbackBlobStore
@@ -43,8 +42,6 @@ def load_or_create_secret(path: Path) -> bytes:
 def open_key_provider(settings: Settings) -> KeyProvider:
     """The master key provider named by the settings (local key file by default)."""
     if settings.key_provider == "aws-kms":
-        from vault.crypto.kms import AwsKmsKeyProvider
-
         assert settings.kms_key_id is not None
         return AwsKmsKeyProvider.connect(settings.kms_key_id)
     return LocalKeyProvider.open_or_create(settings.master_key_path)

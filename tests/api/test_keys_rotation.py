@@ -49,6 +49,33 @@ def audit_events(srv: KinkoServer, action: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
 
 
+# Every event carries the fields of SPEC §5 (plus ``target``), whoever wrote it.
+EVENT_FIELDS = {
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "decision",
+    "reason",
+    "case_id",
+    "document_id",
+    "version",
+    "class",
+    "purpose",
+    "target",
+    "client",
+    "request_id",
+}
+
+
+def assert_cli_event(event: dict[str, Any], user_agent: str) -> None:
+    """An event written by a ``kinko`` command: no actor, no network client, a cli- request id."""
+    assert set(event) >= EVENT_FIELDS, EVENT_FIELDS - set(event)
+    assert event["actor"] is None
+    assert event["client"] == {"ip": None, "user_agent": user_agent, "device": None}
+    assert event["request_id"].startswith("cli-")
+
+
 def seed(officer: KinkoClient, prefix: str, n: int) -> dict[str, bytes]:
     docs: dict[str, bytes] = {}
     for i in range(n):
@@ -121,6 +148,9 @@ def test_local_rotation_while_the_server_reads(tmp_path: Path) -> None:
         [event] = audit_events(srv, "keys.rotate")
         assert event["target"] == new["id"]
         assert event["decision"] == "allow"
+        # At least the six seeded cases; those created meanwhile may already use the new key.
+        assert int(event["reason"].removeprefix("rewrapped=")) >= 6
+        assert_cli_event(event, "kinko keys rotate")
 
         # The running server keeps working, also for new cases (wrapped under the new key).
         docs.update(reader.created)
@@ -184,6 +214,10 @@ def test_crypto_shredding(tmp_path: Path) -> None:
         assert officer.read(kept_doc, PURPOSE) == b"kept"
         [event] = audit_events(srv, "case.shred")
         assert event["case_id"] == closed["id"]
+        assert event["decision"] == "allow"
+        assert event["reason"] == "ok"
+        assert event["target"] is None
+        assert_cli_event(event, "kinko case shred")
         # A second shred is refused; status no longer counts the shredded case.
         assert kinko(srv, "case", "shred", "SHRED-1", "--confirm").returncode == 2
         assert status(srv)["keys"][0]["cases"] == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.crypto import KeyUnavailable, LocalKeyProvider
+from vault.keys import KeyUnavailable, LocalKeyProvider
 
 
 def test_rotate_retain_and_a_concurrent_holder(tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vault.crypto.keys import MASTER_WRAP_LABEL, canonical_context, seal, wrap_key
 from vault.crypto.stream import HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE, encrypt_stream
+from vault.crypto.wrap import canonical_context, seal, wrap_key
+from vault.keys.local import MASTER_WRAP_LABEL
 
 OUT = Path(__file__).with_name("stream_v1.json")
 

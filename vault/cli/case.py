@@ -32,8 +32,8 @@ def shred(
     ] = False,
 ) -> None:
     """Crypto-shred a closed case: destroy its key, so none of its documents can be read again."""
-    from vault import keys_admin
     from vault.cli.keys import open_vault
+    from vault.keys import admin as keys_admin
 
     if not confirm:
         err_console.print(

@@ -1,6 +1,6 @@
 """``kinko keys …``: master key rotation and usage, on the data directory directly.
 
-Both commands work beside a running server (see ``vault/keys_admin.py`` for how rotation stays
+Both commands work beside a running server (see ``vault/keys/admin.py`` for how rotation stays
 safe for it).
 """
 
@@ -29,7 +29,7 @@ DataDir = Annotated[
 
 def open_vault(data_dir: Path | None) -> Vault:
     from vault.cli.main import load_settings
-    from vault.crypto import KeyFileError
+    from vault.keys import KeyProviderUnavailable
 
     try:
         settings = load_settings(data_dir)
@@ -41,7 +41,7 @@ def open_vault(data_dir: Path | None) -> Vault:
         raise typer.Exit(2)
     try:
         return Vault.open(settings, start_audit_writer=False)
-    except KeyFileError as exc:
+    except KeyProviderUnavailable as exc:
         err_console.print(f"[red]key provider unusable: {exc}")
         raise typer.Exit(2) from None
 
@@ -59,7 +59,7 @@ def rotate(
     ] = 2.0,
 ) -> None:
     """Make a new master key current and re-wrap every case key under it (content stays)."""
-    from vault import keys_admin
+    from vault.keys import admin as keys_admin
 
     vault = open_vault(data_dir)
     try:
@@ -103,7 +103,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """Key versions: which is current and how many case keys each still wraps."""
-    from vault import keys_admin
+    from vault.keys import admin as keys_admin
 
     vault = open_vault(data_dir)
     try:

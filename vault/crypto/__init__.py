@@ -1,20 +1,10 @@
 """Cryptographic primitives for Kinko: blob streams, key wrapping and sealed fields.
 
-The on-disk formats these functions produce are specified in ``docs/format.md``.
+The on-disk formats these functions produce are specified in ``docs/format.md``.  This package
+is pure: master keys, key providers and case keys are :mod:`vault.keys`, which uses it, never
+the other way round.
 """
 
-from vault.crypto.keys import (
-    InsecureKeyFile,
-    KeyFileError,
-    KeyProvider,
-    KeyUnavailable,
-    LocalKeyProvider,
-    canonical_context,
-    open_sealed,
-    seal,
-    unwrap_key,
-    wrap_key,
-)
 from vault.crypto.stream import (
     SEGMENT_SIZE,
     TAG_SIZE,
@@ -26,18 +16,22 @@ from vault.crypto.stream import (
     encrypt_stream,
     new_data_key,
 )
+from vault.crypto.wrap import (
+    UnwrapError,
+    canonical_context,
+    open_sealed,
+    seal,
+    unwrap_key,
+    wrap_key,
+)
 
 __all__ = [
     "SEGMENT_SIZE",
     "TAG_SIZE",
-    "InsecureKeyFile",
     "IntegrityError",
-    "KeyFileError",
-    "KeyProvider",
-    "KeyUnavailable",
-    "LocalKeyProvider",
     "StreamDecryptor",
     "StreamEncryptor",
+    "UnwrapError",
     "canonical_context",
     "ciphertext_size",
     "decrypt_stream",

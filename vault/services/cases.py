@@ -23,7 +23,7 @@ from vault.domain import (
     validate_title,
 )
 from vault.errors import BadRequest, Conflict, NotFound
-from vault.keyring import is_shredded
+from vault.keys import is_shredded
 from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso, view_of, visible_case
 

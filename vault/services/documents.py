@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from vault.audit.scope import AuditScope
 from vault.catalog.models import Case, Document, IdempotencyRecord, User, Version
 from vault.catalog.queries import evaluator_ids
-from vault.crypto import IntegrityError, KeyUnavailable, StreamDecryptor, StreamEncryptor
+from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
 from vault.domain import (
     DomainError,
@@ -43,7 +43,7 @@ from vault.errors import (
     NotFound,
     PreconditionFailed,
 )
-from vault.keyring import is_shredded
+from vault.keys import KeyUnavailable, is_shredded
 from vault.services import idempotency
 from vault.services.context import (
     Ctx,

@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from vault.authz import CaseView
 from vault.catalog.models import Case, Document, Membership, Version
-from vault.crypto import IntegrityError, KeyUnavailable
+from vault.crypto import IntegrityError
 from vault.domain import CLASSES
 from vault.errors import Forbidden, Gone, IntegrityFailure, NotFound
+from vault.keys import KeyUnavailable
 from vault.services.context import Ctx, iso, view_of
 
 

@@ -1,14 +1,10 @@
-"""Key wrapping, sealed small fields, and master-key providers.
+"""The local master key provider: master keys in a JSON file readable by its owner only.
 
-Byte formats are specified in ``docs/format.md`` ("Wrapped key", "Sealed field",
-"Provider-wrapped key", "Context encoding" and "Master key file"); that document is the
-authority and this module must stay in step with it.
-
-Every AES-GCM call here authenticates a fixed 5-byte header (4-byte magic plus a format
-version byte) in front of the caller's associated data.  The magics differ per use
-(``KNKW`` wrapped key, ``KNKF`` sealed field), so a ciphertext produced for one use can
-never be accepted by another even when the same key is involved, and the version byte
-cannot be altered to make a decoder misinterpret the rest.
+Byte formats ("Provider-wrapped key" and "Master key file") are specified in
+``docs/format.md``.  A provider-wrapped key is ``b"KNKP" | 0x01 | u8 len(id) | id`` followed
+by a ``KNKW`` wrapped key (:func:`vault.crypto.wrap_key`) whose associated data is that header
+plus the canonical context under :data:`MASTER_WRAP_LABEL`.  The file is written only through
+:mod:`vault.fsio`, so it is ``0600`` from its creation and survives a crash.
 """
 
 from __future__ import annotations
@@ -16,174 +12,36 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import errno
 import fcntl
 import json
 import os
 import secrets
 import stat
-import struct
 from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from threading import Lock
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from vault.crypto.wrap import (
+    KEY_SIZE,
+    WRAPPED_KEY_SIZE,
+    UnwrapError,
+    canonical_context,
+    unwrap_key,
+    wrap_key,
+)
+from vault.fsio import create_private, replace_private
+from vault.keys.errors import InsecureKeyFile, KeyFileError, KeyUnavailable
 
-from vault.crypto.stream import IntegrityError
+__all__ = ["KEY_FILE_FORMAT", "MASTER_WRAP_LABEL", "PROVIDER_MAGIC", "LocalKeyProvider"]
 
-__all__ = [
-    "KEY_FILE_FORMAT",
-    "MASTER_WRAP_LABEL",
-    "InsecureKeyFile",
-    "KeyFileError",
-    "KeyProvider",
-    "KeyUnavailable",
-    "LocalKeyProvider",
-    "canonical_context",
-    "open_sealed",
-    "seal",
-    "unwrap_key",
-    "wrap_key",
-]
-
-KEY_SIZE = 32
-NONCE_SIZE = 12
-TAG_SIZE = 16
-
-WRAP_MAGIC = b"KNKW"
-SEAL_MAGIC = b"KNKF"
 PROVIDER_MAGIC = b"KNKP"
-FORMAT_VERSION = 1
-
-_WRAP_HEADER = WRAP_MAGIC + bytes([FORMAT_VERSION])
-_SEAL_HEADER = SEAL_MAGIC + bytes([FORMAT_VERSION])
-_PROVIDER_HEADER = PROVIDER_MAGIC + bytes([FORMAT_VERSION])
-WRAPPED_KEY_SIZE = len(_WRAP_HEADER) + NONCE_SIZE + KEY_SIZE + TAG_SIZE  # 65
+PROVIDER_FORMAT_VERSION = 1
+_PROVIDER_HEADER = PROVIDER_MAGIC + bytes([PROVIDER_FORMAT_VERSION])
 
 MASTER_WRAP_LABEL = b"kinko-v1 master-wrap"
 KEY_FILE_FORMAT = "kinko-master-key/v1"
-
-
-class KeyUnavailable(Exception):
-    """A wrapped key cannot be unwrapped: wrong context, tampered data, or unknown key id."""
-
-
-class KeyFileError(Exception):
-    """The master key file is missing pieces, malformed, or otherwise unusable."""
-
-
-class InsecureKeyFile(KeyFileError):
-    """The master key file's permissions let users other than its owner read it."""
-
-
-def _check_len(name: str, value: bytes, size: int) -> None:
-    if len(value) != size:
-        raise ValueError(f"{name} must be exactly {size} bytes")
-
-
-def wrap_key(kek: bytes, key: bytes, aad: bytes, *, nonce: bytes | None = None) -> bytes:
-    """Encrypt a 32-byte ``key`` under the key-encryption key ``kek``, bound to ``aad``.
-
-    Output: ``b"KNKW" | 0x01 | nonce[12] | ciphertext[32] | tag[16]`` (65 bytes).  ``nonce``
-    is injectable for known-answer tests only; production callers must leave it unset.
-    """
-    _check_len("kek", kek, KEY_SIZE)
-    _check_len("key", key, KEY_SIZE)
-    if nonce is None:
-        nonce = os.urandom(NONCE_SIZE)
-    _check_len("nonce", nonce, NONCE_SIZE)
-    ct = AESGCM(kek).encrypt(nonce, key, _WRAP_HEADER + aad)
-    return _WRAP_HEADER + nonce + ct
-
-
-def unwrap_key(kek: bytes, wrapped: bytes, aad: bytes) -> bytes:
-    """Reverse :func:`wrap_key`; raise :class:`KeyUnavailable` on any mismatch or damage."""
-    _check_len("kek", kek, KEY_SIZE)
-    if len(wrapped) != WRAPPED_KEY_SIZE or wrapped[: len(_WRAP_HEADER)] != _WRAP_HEADER:
-        raise KeyUnavailable("wrapped key is malformed or of an unsupported version")
-    start = len(_WRAP_HEADER)
-    nonce = wrapped[start : start + NONCE_SIZE]
-    try:
-        return AESGCM(kek).decrypt(nonce, wrapped[start + NONCE_SIZE :], _WRAP_HEADER + aad)
-    except InvalidTag:
-        raise KeyUnavailable(
-            "wrapped key could not be unwrapped (wrong key or context, or tampered)"
-        ) from None
-
-
-def seal(key: bytes, plaintext: bytes, aad: bytes, *, nonce: bytes | None = None) -> bytes:
-    """Encrypt a small field (a title, a digest) with AES-256-GCM and a random nonce.
-
-    Output: ``b"KNKF" | 0x01 | nonce[12] | ciphertext[len(plaintext)] | tag[16]``.  Random
-    96-bit nonces are safe for up to about 2**32 seals under one key, far beyond the number
-    of fields a case key will ever protect.  ``nonce`` is injectable for tests only.
-    """
-    _check_len("key", key, KEY_SIZE)
-    if nonce is None:
-        nonce = os.urandom(NONCE_SIZE)
-    _check_len("nonce", nonce, NONCE_SIZE)
-    return _SEAL_HEADER + nonce + AESGCM(key).encrypt(nonce, plaintext, _SEAL_HEADER + aad)
-
-
-def open_sealed(key: bytes, sealed: bytes, aad: bytes) -> bytes:
-    """Reverse :func:`seal`; raise :class:`IntegrityError` on any mismatch or damage."""
-    _check_len("key", key, KEY_SIZE)
-    start = len(_SEAL_HEADER)
-    if len(sealed) < start + NONCE_SIZE + TAG_SIZE or sealed[:start] != _SEAL_HEADER:
-        raise IntegrityError
-    try:
-        return AESGCM(key).decrypt(
-            sealed[start : start + NONCE_SIZE], sealed[start + NONCE_SIZE :], _SEAL_HEADER + aad
-        )
-    except InvalidTag:
-        raise IntegrityError from None
-
-
-def canonical_context(label: bytes, context: Mapping[str, str]) -> bytes:
-    """Encode a domain label and a string mapping as unambiguous associated data.
-
-    Layout: ``u16 len(label) | label | u32 count`` followed, for each entry in ascending
-    order of the key's UTF-8 bytes, by ``u32 len(k) | k | u32 len(v) | v`` (UTF-8).  Length
-    prefixes make the encoding injective, so no two different contexts can produce the same
-    bytes (as they could with naive ``"k=v;"`` joining), and sorting makes it independent
-    of the mapping's iteration order.
-    """
-    if not 0 < len(label) <= 0xFFFF:
-        raise ValueError("label must be 1..65535 bytes")
-    items = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
-    parts = [struct.pack(">H", len(label)), label, struct.pack(">I", len(items))]
-    for k, v in items:
-        parts += [struct.pack(">I", len(k)), k, struct.pack(">I", len(v)), v]
-    return b"".join(parts)
-
-
-@runtime_checkable
-class KeyProvider(Protocol):
-    """A source of master keys that wraps and unwraps case keys for a given context."""
-
-    @property
-    def name(self) -> str:
-        """Short provider name, for example ``"local"``."""
-        ...
-
-    def current_key_id(self) -> str:
-        """The id of the master key that :meth:`wrap` uses now."""
-        ...
-
-    def wrap(self, key: bytes, context: Mapping[str, str]) -> bytes:
-        """Wrap ``key`` under the current master key; the output names that key's id."""
-        ...
-
-    def unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
-        """Unwrap; raise :class:`KeyUnavailable` unless ``context`` matches exactly."""
-        ...
-
-    def key_ids_of(self, wrapped: bytes) -> str:
-        """Return the id of the master key that produced ``wrapped``."""
-        ...
 
 
 def _check_key_id(key_id: str) -> bytes:
@@ -268,7 +126,10 @@ class LocalKeyProvider:
             kek = self._keys.get(key_id)
         if kek is None:
             raise KeyUnavailable(f"master key {key_id!r} is not in {self._path}")
-        return unwrap_key(kek, inner, self._aad(header, context))
+        try:
+            return unwrap_key(kek, inner, self._aad(header, context))
+        except UnwrapError as exc:
+            raise KeyUnavailable(str(exc)) from None
 
     def key_ids(self) -> list[str]:
         """The ids of the key versions this provider holds (in memory), current included."""
@@ -325,7 +186,8 @@ class LocalKeyProvider:
     def _write_doc(self, doc: Mapping[str, Any]) -> None:
         data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         _parse_key_file(data, self._path)  # never publish a file we could not read back
-        _write_replace(self._path, data)
+        # Replacing is the point here (unlike first creation); the file lock serializes writers.
+        replace_private(self._path, data)
         st = os.stat(self._path)
         self._file_id = (st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -334,7 +196,8 @@ class LocalKeyProvider:
 
         Older versions stay in the file, so everything they wrapped still unwraps; use
         :meth:`retain` once nothing needs them any more.  The file is replaced atomically
-        (temp file with mode 0600, fsync, rename, directory fsync).
+        through :func:`vault.fsio.replace_private` (temp file with mode 0600, fsync, rename,
+        directory fsync).
         """
         with self._file_lock():
             doc = self._read_doc()
@@ -423,81 +286,10 @@ class LocalKeyProvider:
         }
         data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        # O_EXCL with mode 0o600 means the file is created owner-only: there is no window in
-        # which it exists with looser permissions, unlike open() followed by chmod().
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                # The umask can only remove bits from 0o600; set it exactly so that an odd
-                # umask cannot leave the owner unable to read the key back.
-                os.fchmod(fd, 0o600)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                # The data must be durable before the name appears, or a crash could leave
-                # an empty key file that a restart would then refuse (or worse, replace).
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _publish(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _fsync_dir(path.parent)
-
-
-def _write_replace(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; the new file is 0600 from its creation."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Unlike first creation, replacing is the point here; the file lock serializes writers.
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Atomically give the finished temp file its final name without clobbering.
-
-    A hard link fails if ``path`` already exists, whereas rename would silently replace a
-    key file that a concurrent process created a moment earlier and may already have used
-    to wrap keys, making those keys unrecoverable.  Rename is only the fallback for file
-    systems that do not support hard links.
-    """
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return  # Another process won the race; the caller re-opens its file.
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        if not path.exists():
-            os.rename(tmp, path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Persist the directory entry too; otherwise the new name can vanish after a crash.
-    try:
-        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        # create_private never replaces an existing file: if another process created the key
+        # file a moment earlier (and may already have wrapped keys with it), its file stays
+        # and the caller re-opens it, so two processes never end up with two different keys.
+        create_private(path, data)
 
 
 def _parse_key_file(data: bytes, path: Path) -> tuple[dict[str, bytes], str]:

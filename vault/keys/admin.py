@@ -13,30 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vault.audit.records import cli_record
 from vault.catalog.models import Case, Document, Version
 from vault.catalog.queries import stage_and_roles
 from vault.core import Vault
-from vault.crypto import KeyProvider, KeyUnavailable, LocalKeyProvider
-from vault.errors import BadRequest, Conflict, KinkoError, NotFound
-from vault.keyring import SHREDDED_KEY, is_shredded
+from vault.errors import BadRequest, Conflict, NotFound
+from vault.keys.errors import KeyAdminError, KeyUnavailable
+from vault.keys.keyring import SHREDDED_KEY, is_shredded
+from vault.keys.kms import AwsKmsKeyProvider
+from vault.keys.local import LocalKeyProvider
+from vault.keys.provider import KeyProvider
 from vault.storage import BlobNotFound
 
 UNREADABLE = "?"
-
-
-class KeyAdminError(KinkoError):
-    status = 500
-    code = "key_admin_error"
 
 
 @dataclass
@@ -57,18 +54,6 @@ class KeyVersion:
     current: bool
     cases: int
     in_provider: bool
-
-
-def _cli_event(action: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "actor": None,
-        "action": action,
-        "decision": "allow",
-        "reason": None,
-        "client": {"ip": None, "user_agent": f"kinko {action}", "device": None},
-        "request_id": f"cli-{uuid.uuid4().hex}",
-        **fields,
-    }
 
 
 # -- usage -----------------------------------------------------------------------------------------
@@ -192,8 +177,6 @@ def rotate(
         new = provider
         log(f"added master key version {new_id} to {provider.path} (now current)")
     else:
-        from vault.crypto.kms import AwsKmsKeyProvider
-
         if not isinstance(provider, AwsKmsKeyProvider):
             raise BadRequest(f"provider {provider.name!r} does not support rotation")
         if kms_key_id is None:
@@ -230,10 +213,11 @@ def rotate(
         s.rollback()
     vault.audit.append_many(
         [
-            _cli_event(
+            cli_record(
+                "keys rotate",
                 "keys.rotate",
-                target=new_id,
                 reason=f"rewrapped={report.rewrapped + report.stragglers}",
+                target=new_id,
             )
         ]
     )
@@ -285,7 +269,9 @@ def shred_case(vault: Vault, ref: str, *, delete_blobs: bool = False) -> tuple[C
         )
         # The audit event is committed before the catalog change: if the log cannot be
         # written the shred does not happen (fail closed), never the other way round.
-        vault.audit.append_many([_cli_event("case.shred", case_id=case.id, reason="ok")])
+        vault.audit.append_many(
+            [cli_record("case shred", "case.shred", reason="ok", case_id=case.id)]
+        )
         s.commit()
     vault.keys.forget(case.id, old_wrapped)
     deleted = 0

@@ -13,9 +13,9 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from vault.crypto.keys import KeyFileError, KeyUnavailable
+from vault.keys.errors import KeyProviderUnavailable, KeyUnavailable
 
-__all__ = ["KMS_MAGIC", "AwsKmsKeyProvider", "KeyProviderUnavailable", "split_kms_wrapped"]
+__all__ = ["KMS_MAGIC", "AwsKmsKeyProvider", "split_kms_wrapped"]
 
 KMS_MAGIC = b"KNKM"
 KMS_FORMAT_VERSION = 1
@@ -33,10 +33,6 @@ _REFUSALS = {
     "AccessDeniedException",
     "InvalidKeyUsageException",
 }
-
-
-class KeyProviderUnavailable(KeyFileError):
-    """The configured key provider cannot be used (missing key, bad credentials, no endpoint)."""
 
 
 def split_kms_wrapped(wrapped: bytes) -> tuple[str, bytes]:

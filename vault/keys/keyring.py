@@ -10,9 +10,12 @@ import hashlib
 import threading
 from collections import OrderedDict
 
-from vault.crypto import KeyProvider, open_sealed, seal, unwrap_key, wrap_key
-from vault.crypto.stream import new_data_key
+from vault.crypto import UnwrapError, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from vault.errors import Gone
+from vault.keys.errors import KeyUnavailable
+from vault.keys.provider import KeyProvider
+
+__all__ = ["SHREDDED_KEY", "Keyring", "is_shredded"]
 
 # What ``Case.wrapped_key`` holds once a case was crypto-shredded: the wrapped case key is
 # gone, so nothing sealed under it (titles, digests, data keys, hence content) can be opened.
@@ -101,4 +104,7 @@ class Keyring:
 
     @staticmethod
     def unwrap_dek(case_key: bytes, doc_id: str, version: int, wrapped: bytes) -> bytes:
-        return unwrap_key(case_key, wrapped, _ad("dek", doc_id, version))
+        try:
+            return unwrap_key(case_key, wrapped, _ad("dek", doc_id, version))
+        except UnwrapError as exc:
+            raise KeyUnavailable(str(exc)) from None
