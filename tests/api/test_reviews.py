@@ -39,6 +39,7 @@ LIST_KEYS = {
     "status",
     "reads",
     "token_issuer",
+    "membership_granted_by",
 }
 REPORT_KEYS = [
     "seq",
@@ -54,6 +55,7 @@ REPORT_KEYS = [
     "note",
     "decided_at",
     "token_issuer",
+    "membership_granted_by",
 ]
 
 
@@ -205,8 +207,10 @@ def test_items_open_only_for_allowed_reads_of_non_disclosed_documents(scene: Sce
         "time": event["time"],
         "status": "pending",
         "reads": 1,
-        # The reader's token was issued by the admin (tests mint tokens that way).
+        # The reader's token was issued by the admin (tests mint tokens that way); the drafter
+        # created the case, so nobody granted that membership.
         "token_issuer": "admin",
+        "membership_granted_by": None,
     }
     assert not [i for i in all_items if i["document_id"] == scene.spec]
     assert not [i for i in all_items if i["actor"] in (me(scene.rev), me(scene.outsider))]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from vault.catalog.models import Case, Document, Membership, Transition, User, Version
 
@@ -133,3 +133,17 @@ def user_names(s: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+
+
+def membership_grants(s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """``(case_id, user name) → name of who granted that membership``, where one is recorded."""
+    cases = {c for c, _ in pairs}
+    granter = aliased(User)
+    member = aliased(User)
+    rows = s.execute(
+        select(Membership.case_id, member.name, granter.name)
+        .join(member, member.id == Membership.user_id)
+        .join(granter, granter.id == Membership.granted_by)
+        .where(Membership.case_id.in_(sorted(cases)))
+    ).tuples()
+    return {(c, m): g for c, m, g in rows if (c, m) in pairs}

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from vault.audit.log import format_time
 from vault.audit.models import AuditEvent
 from vault.audit.scope import AuditScope
-from vault.catalog.queries import active_memberships
+from vault.catalog.queries import active_memberships, membership_grants
 from vault.core import Vault
 from vault.errors import AuditUnavailable, BadRequest, Conflict, NotFound
 from vault.reviews.models import STATUSES, VERDICTS, ReviewItem, ReviewState
@@ -46,6 +46,7 @@ LIST_FIELDS = (
     "status",
     "reads",
     "token_issuer",
+    "membership_granted_by",
 )
 REPORT_FIELDS = (
     "seq",
@@ -61,6 +62,7 @@ REPORT_FIELDS = (
     "note",
     "decided_at",
     "token_issuer",
+    "membership_granted_by",
 )
 NOTE_MAX = 2000
 MAX_OLDER_THAN_DAYS = 36500
@@ -204,7 +206,23 @@ def _reviewer_scope(ctx: Ctx) -> set[str] | None:
 
 
 def _row(item: Any, fields: Sequence[str]) -> dict[str, Any]:
-    return {f: getattr(item, f) for f in fields}
+    return {f: getattr(item, f, None) for f in fields}
+
+
+def _with_grants(vault: Vault, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add who granted each reader's membership in the item's case (from the catalog now).
+
+    A membership an admin granted is shown beside the reads it made possible, so a reviewer
+    notices access that no supervisor of the case arranged.
+    """
+    pairs = {(i["case_id"], i["actor"]) for i in items if i["case_id"] and i["actor"]}
+    if not pairs:
+        return items
+    with vault.read_session() as s:
+        grants = membership_grants(s, pairs)
+    for item in items:
+        item["membership_granted_by"] = grants.get((item["case_id"], item["actor"]))
+    return items
 
 
 # -- listing -----------------------------------------------------------------------------------
@@ -227,6 +245,7 @@ def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
             stmt = stmt.where(ReviewItem.case_id.in_(sorted(cases)))
         with ctx.vault.audit_engine.connect() as conn:
             items = [_row(r, LIST_FIELDS) for r in conn.execute(stmt.order_by(ReviewItem.seq))]
+        _with_grants(ctx.vault, items)
         ev.allow()
         return {"items": items}
 
@@ -312,7 +331,7 @@ def _decide(ctx: Ctx, ev: AuditScope, seq: int, verdict: str, note: str | None) 
     ev.event = event
     with ctx.vault.audit_engine.connect() as conn:
         item = conn.execute(select(ReviewItem).where(ReviewItem.seq == seq)).one()
-    return _row(item, REPORT_FIELDS)
+    return _with_grants(ctx.vault, [_row(item, REPORT_FIELDS)])[0]
 
 
 # -- daily report ------------------------------------------------------------------------------
@@ -353,6 +372,7 @@ def report(vault: Vault, day: date, cases: Iterable[str] | None = None) -> dict[
         stmt = stmt.where(ReviewItem.case_id.in_(sorted(cases)))
     with vault.audit_engine.connect() as conn:
         items = [_row(r, REPORT_FIELDS) for r in conn.execute(stmt.order_by(ReviewItem.seq))]
+    _with_grants(vault, items)
     return {"date": day.isoformat(), "timezone": tz_name, "items": items}
 
 

@@ -262,7 +262,9 @@ def _mint(ctx: Ctx, s: Any, holder: User, ttl: int) -> tuple[Token, str]:
         issued_by=_issuer_id(ctx, s, holder),
     )
     s.add(tok)
-    if tok.issued_by is not None:
+    if holder.id != ctx.principal.user_id:
+        # Only when someone else mints it: a user minting a token with an inherited mark is
+        # acting as themselves and was notified when the marked token was issued.
         notify_token_issued(ctx, s, holder, tok)
     return tok, token
 
