@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -339,8 +339,92 @@ def test_iter_chunks_rejects_non_positive_size(blob_store: BlobStore) -> None:
 def test_reader_close_is_idempotent(blob_store: BlobStore) -> None:
     name = _put(blob_store, b"data")
     reader = blob_store.open(name)
+    assert not reader.closed
     reader.close()
     reader.close()
+    assert reader.closed
+
+
+def test_closed_reader_refuses_reads(blob_store: BlobStore) -> None:
+    name = _put(blob_store, _payload(10_000))
+    with blob_store.open(name) as reader:
+        assert reader.read(10) == _payload(10_000)[:10]
+    assert reader.closed
+    with pytest.raises(StorageError, match="closed"):
+        reader.read(10)
+    with pytest.raises(StorageError, match="closed"):
+        reader.read(0)
+    with pytest.raises(StorageError, match="closed"):
+        reader.iter_chunks(100)
+
+
+def test_reader_closed_under_a_running_iteration_is_an_error(blob_store: BlobStore) -> None:
+    # A reader closed by someone else must not look like the end of the blob to whoever is
+    # still iterating: that would pass a truncated download off as a complete one.
+    name = _put(blob_store, _payload(10_000))
+    reader = blob_store.open(name)
+    chunks = reader.iter_chunks(1000)
+    assert len(next(chunks)) == 1000
+    reader.close()
+    with pytest.raises(StorageError, match="closed"):
+        next(chunks)
+
+
+def test_closing_the_chunk_generator_closes_the_reader(blob_store: BlobStore) -> None:
+    name = _put(blob_store, _payload(10_000))
+    reader = blob_store.open(name)
+    chunks = reader.iter_chunks(1000)
+    next(chunks)
+    assert not reader.closed
+    chunks.close()  # what a server does with the iterator of a download cut short
+    assert reader.closed
+
+
+def test_exhausted_chunk_generator_closes_the_reader(blob_store: BlobStore) -> None:
+    name = _put(blob_store, _payload(5000))
+    reader = blob_store.open(name)
+    assert b"".join(reader.iter_chunks(1000)) == _payload(5000)
+    assert reader.closed
+
+
+def test_dropped_reader_is_closed(blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = _put(blob_store, _payload(5000))
+    reader = blob_store.open(name)
+    reader.read(10)
+    released: list[int] = []
+    # The hook wraps the backend's own release, so the file or connection really is closed
+    # too; it only records which reader was released.
+    backend = type(reader)
+    real_release = backend._release  # type: ignore[attr-defined]
+
+    def release(self: Any) -> None:
+        released.append(id(self))
+        real_release(self)
+
+    monkeypatch.setattr(backend, "_release", release)
+    expected = id(reader)
+    del reader
+    gc.collect()
+    assert released == [expected]
+
+
+def test_entries_list_committed_blobs_with_size_and_time(blob_store: BlobStore) -> None:
+    assert list(blob_store.entries()) == []
+    before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    sizes = {_put(blob_store, _payload(size, size)): size for size in (0, 1, 1000, 70_000)}
+    deleted = _put(blob_store, b"deleted")
+    blob_store.delete(deleted)
+    writer = blob_store.writer()  # an uncommitted write is not listed
+    writer.write(b"in flight")
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    entries = list(blob_store.entries())
+    writer.abort()
+    assert {entry.name: entry.size for entry in entries} == sizes
+    assert len(entries) == len(sizes)
+    for entry in entries:
+        assert entry.modified.tzinfo is not None
+        assert before <= entry.modified <= after
+    assert {entry.name for entry in entries} == set(blob_store.names())
 
 
 def test_open_after_delete_raises(blob_store: BlobStore) -> None:
