@@ -45,9 +45,13 @@ from vault.storage import (
     StorageError,
     StorageUnavailable,
 )
+from vault.storage.fallback import FallbackBlobStore
+from vault.storage.gc import delete_orphans, find_orphans
 from vault.storage.s3 import MIN_PART_SIZE, S3BlobStore
 
-BACKENDS = ["local", "s3"]
+# "fallback" is the store a server uses after a migration (new store first, old one behind it):
+# it must keep the same contract as the stores it is made of.
+BACKENDS = ["local", "s3", "fallback"]
 # Keys under a prefix, so that every test also checks that the prefix is handled.
 S3_PREFIX = "kinko/blobs/"
 
@@ -75,6 +79,10 @@ def _payload(size: int, seed: int = 0) -> bytes:
 def _make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if kind == "local":
         return LocalBlobStore(tmp_path / "blobs")
+    if kind == "fallback":
+        return FallbackBlobStore(
+            LocalBlobStore(tmp_path / "new-blobs"), LocalBlobStore(tmp_path / "old-blobs")
+        )
     if kind == "s3":
         # Requested lazily, so that the local backend's tests never start moto.
         client = request.getfixturevalue("s3_client")
@@ -459,6 +467,31 @@ def test_concurrent_writers_commit_distinct_blobs(blob_store: BlobStore) -> None
         assert _get(blob_store, name) == data
 
 
+def test_find_orphans_spares_referenced_and_young_blobs(blob_store: BlobStore) -> None:
+    referenced = _put(blob_store, b"a version row names this one")
+    orphans = {_put(blob_store, _payload(size, size)): size for size in (10, 2000)}
+    later = datetime.now(UTC) + timedelta(hours=25)
+    calls: list[int] = []
+
+    def catalog() -> set[str]:
+        calls.append(len(calls))
+        return {referenced}
+
+    # Seen from 25 hours on, every blob is past the default 24-hour grace period.
+    plan = find_orphans(blob_store, catalog, now=later)
+    assert calls == [0]
+    assert {o.entry.name: o.entry.size for o in plan.orphans} == orphans
+    assert plan.count == 2
+    assert plan.total_bytes == 2010
+    assert plan.too_young == 0
+    # Seen from now, the same blobs are too young to be touched.
+    young = find_orphans(blob_store, catalog)
+    assert young.orphans == []
+    assert young.too_young == 2
+    with pytest.raises(ValueError, match="negative"):
+        find_orphans(blob_store, catalog, grace=timedelta(hours=-1))
+
+
 # -- local backend only ----------------------------------------------------------------------
 
 
@@ -616,6 +649,30 @@ def test_local_reader_after_delete_keeps_its_open_file(local_root: Path) -> None
         assert sum(len(chunk) for chunk in reader.iter_chunks(4096)) == 50_000
     with pytest.raises(BlobNotFound):
         store.open(name)
+
+
+# -- fallback store only ----------------------------------------------------------------------
+
+
+def test_fallback_lists_and_collects_blobs_on_both_stores(tmp_path: Path) -> None:
+    new, old = LocalBlobStore(tmp_path / "new"), LocalBlobStore(tmp_path / "old")
+    store = FallbackBlobStore(new, old)
+    only_old = _put(old, b"written before the switch")
+    referenced = _put(old, b"still needed")
+    copied = "ab" * 16  # an orphan the migration copied: it exists on both stores
+    for backend in (old, new):
+        with backend.writer(copied) as writer:
+            writer.write(b"orphan copy")
+            writer.commit()
+    assert _get(store, only_old) == b"written before the switch"
+    assert sorted(e.name for e in store.entries()) == sorted([only_old, referenced, copied])
+
+    plan = find_orphans(store, lambda: {referenced}, now=datetime.now(UTC) + timedelta(days=2))
+    found = sorted((o.entry.name, o.store is new) for o in plan.orphans)
+    assert found == sorted([(only_old, False), (copied, False), (copied, True)])
+    assert delete_orphans(plan) == (3, 2 * len(b"orphan copy") + len(b"written before the switch"))
+    assert list(new.names()) == []
+    assert list(old.names()) == [referenced]
 
 
 # -- S3 backend only (moto's server over HTTP) ------------------------------------------------
