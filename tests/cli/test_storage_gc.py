@@ -25,6 +25,7 @@ from s3_support import (  # noqa: F401  (fixtures are found by pytest through th
 
 from tests.conftest import ROOT, KinkoServer, make_server
 from vault.storage import LocalBlobStore
+from vault.storage.s3 import S3BlobStore
 
 PURPOSE = "storage gc check"
 DAY = 24 * 3600
@@ -136,6 +137,50 @@ def test_gc_refuses_a_directory_without_a_catalog(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no vault" in result.stderr
     assert list(store.names()) == [name]
+
+
+def test_gc_on_s3_spares_fresh_orphans_then_deletes_them_with_no_grace(
+    tmp_path: Path, moto_endpoint: str, s3_client: Any
+) -> None:
+    bucket = new_bucket(s3_client)
+    s3_env = {
+        **aws_env_for_subprocess(),
+        "KINKO_STORAGE": "s3",
+        "KINKO_S3_BUCKET": bucket,
+        "KINKO_S3_PREFIX": "blobs/",
+        "KINKO_S3_ENDPOINT_URL": moto_endpoint,
+    }
+    srv, doc_id, _case = _server_with_one_document(tmp_path, **s3_env)
+    (referenced_key,) = all_keys(s3_client, bucket)
+    store = S3BlobStore.connect(bucket=bucket, prefix="blobs/", endpoint_url=moto_endpoint)
+    orphan = _plant(store, b"s" * 321)
+    env = _cli_env(**s3_env)
+
+    # Just written, so inside the default grace period: listed as spared, never as a candidate.
+    dry = _kinko(env, "storage", "gc", "--delete", "--data-dir", str(srv.data_dir))
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert orphan not in dry.stdout
+    assert "1 unreferenced blobs younger than 24 hours were left alone" in dry.stdout
+    assert "deleted 0 blobs (0 bytes)" in dry.stdout
+    assert sorted(all_keys(s3_client, bucket)) == sorted([referenced_key, f"blobs/{orphan}"])
+
+    time.sleep(1.1)  # S3 times have whole seconds: let the objects be strictly in the past
+    done = _kinko(
+        env, "storage", "gc", "--delete", "--grace-hours", "0", "--data-dir", str(srv.data_dir)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{orphan}           321" in done.stdout
+    assert "deleted 1 blobs (321 bytes)" in done.stdout
+    assert all_keys(s3_client, bucket) == [referenced_key]
+
+    srv.start()
+    try:
+        (event,) = _gc_events(srv)
+        assert event["reason"] == "deleted=1 bytes=321"
+        assert srv.user("gc-officer").read(doc_id, PURPOSE) == b"referenced content"
+    finally:
+        srv.close_clients()
+        srv.stop()
 
 
 def test_gc_after_migration_collects_on_s3_and_on_the_old_local_store(

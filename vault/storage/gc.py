@@ -23,7 +23,9 @@ from .fallback import FallbackBlobStore
 
 __all__ = ["DEFAULT_GRACE", "GcPlan", "Orphan", "backends", "delete_orphans", "find_orphans"]
 
-# Far longer than any upload takes between committing its blob and committing its row.
+# Far longer than any upload takes between committing its blob and committing its row.  S3
+# dates a multipart object from the start of its upload, so the grace period must also exceed
+# the longest upload (hours for many gigabytes, not a day).
 DEFAULT_GRACE = timedelta(hours=24)
 
 
