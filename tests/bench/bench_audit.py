@@ -27,26 +27,21 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import random
 import secrets
-import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
-import bench_core  # sibling module: load generator, Target, measure, stop_proc
+import benchkit
 import httpx
 from bench_core import Target, check_response, load_conftest, measure, stop_proc
 
@@ -58,11 +53,7 @@ CHECKPOINT_EVERY = 10_000
 APPEND_THREADS = 16
 BATCH = 10_000
 
-_T0 = time.monotonic()
-
-
-def log(msg: str) -> None:
-    print(f"[bench_audit {time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+log = benchkit.logger("bench_audit")
 
 
 def clean_env() -> dict[str, str]:
@@ -221,7 +212,7 @@ def append_for(vault: Any, threads: int, duration: float) -> dict[str, Any]:
         barrier.wait()
         end = deadline[0]
         n = 0
-        while time.monotonic() < end and not bench_core._STOP.is_set():
+        while time.monotonic() < end and not benchkit.STOP.is_set():
             t = time.monotonic()
             vault.audit.append(sample_record(rng, n))
             lat[k].append(time.monotonic() - t)
@@ -477,18 +468,9 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
         "duration_s": args.duration,
         "append_duration_s": args.append_duration,
     }
-    load_start = os.getloadavg()[0]
     result.update(bench_reads(args, tmp, cleanup))
     result.update(bench_appends(args, tmp))
     result.update(bench_verify(args, tmp))
-    result.update(
-        {
-            "cpu_count": os.cpu_count(),
-            "loadavg_1m_start": round(load_start, 2),
-            "loadavg_1m_end": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
-        }
-    )
     return result
 
 
@@ -509,40 +491,12 @@ def main() -> int:
         args.append_duration = 2.0 if args.quick else 5.0
     if args.events is None:
         args.events = 200_000 if args.quick else 1_000_000
-    for name in ("duration", "append_duration"):
-        if float(getattr(args, name)).is_integer():
-            setattr(args, name, int(getattr(args, name)))
+    args.duration = benchkit.whole(args.duration)
+    args.append_duration = benchkit.whole(args.append_duration)
     # Settings read KINKO_* from the environment; the in-process vault must not pick any up.
     for k in [k for k in os.environ if k.startswith("KINKO_")]:
         del os.environ[k]
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tmp = Path(tempfile.mkdtemp(prefix="kinko-bench-audit-"))
-    cleanup: list[Callable[[], None]] = []
-    failed = True
-    try:
-        result = run(args, tmp, cleanup)
-        failed = False
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    finally:
-        bench_core._STOP.set()
-        for fn in cleanup:
-            try:
-                fn()
-            except Exception as exc:  # cleanup must go on
-                log(f"cleanup: {type(exc).__name__}: {exc}")
-        if failed:
-            for p in sorted(tmp.rglob("*.log")):
-                log(f"--- {p.name} (tail) ---\n{p.read_text(errors='replace')[-3000:]}")
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+    return benchkit.main("audit", run, args)
 
 
 if __name__ == "__main__":

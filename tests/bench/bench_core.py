@@ -16,24 +16,19 @@ import argparse
 import contextlib
 import hashlib
 import importlib.util
-import json
-import os
-import platform
 import random
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
+import benchkit
 import httpx
 import psutil
 
@@ -43,12 +38,7 @@ MiB = 1 << 20
 PURPOSE = "性能測定 benchmark (bench_core)"
 SHA_EVERY = 50  # each worker verifies the sha256 of its first body and of every 50th one
 
-_T0 = time.monotonic()
-_STOP = threading.Event()  # set on Ctrl-C / SIGTERM so load threads end promptly
-
-
-def log(msg: str) -> None:
-    print(f"[bench_core {time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+log = benchkit.logger("bench_core")
 
 
 def load_conftest() -> ModuleType:
@@ -114,7 +104,7 @@ def run_load(t: Target, clients: int, duration: float, warmup: float) -> LoadRes
             barrier.wait()
             t_begin, t_end = window
             n = 0
-            while not _STOP.is_set():
+            while not benchkit.STOP.is_set():
                 start = time.monotonic()
                 if start >= t_end:
                     break
@@ -231,7 +221,7 @@ def roundtrip(base_url: str, token: str, case_id: str, total: int, pid: int) -> 
     def gen() -> Iterator[bytes]:
         sent = 0
         i = 0
-        while sent < total and not _STOP.is_set():
+        while sent < total and not benchkit.STOP.is_set():
             n = min(chunk, total - sent)
             off = (i * 1_048_583) % pool_size  # odd stride: consecutive chunks differ
             block = pool[off : off + n]
@@ -342,8 +332,6 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
         "clients": args.clients,
         "duration_s": args.duration,
     }
-    load_start = os.getloadavg()[0]
-
     srv = conftest.make_server(tmp)
     cleanup.append(srv.close_clients)
     cleanup.append(srv.stop)
@@ -442,10 +430,6 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
             "startup_rss_mib": round(startup_rss / MiB, 1),
             "errors": kinko_errors,
             "baseline_errors": baseline_errors,
-            "cpu_count": os.cpu_count(),
-            "loadavg_1m_start": round(load_start, 2),
-            "loadavg_1m_end": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
         }
     )
     return result
@@ -465,34 +449,8 @@ def main() -> int:
         args.warmup = 0.5 if args.quick else 1.0
     if args.roundtrip_mib is None:
         args.roundtrip_mib = 256 if args.quick else 1024
-    if float(args.duration).is_integer():
-        args.duration = int(args.duration)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    tmp = Path(tempfile.mkdtemp(prefix="kinko-bench-"))
-    cleanup: list[Callable[[], None]] = []
-    try:
-        result = run(args, tmp, cleanup)
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    finally:
-        _STOP.set()
-        for fn in cleanup:
-            try:
-                fn()
-            except Exception as exc:  # cleanup must go on
-                log(f"cleanup: {type(exc).__name__}: {exc}")
-        for p in sorted(tmp.glob("*.log")):
-            if p.stat().st_size and (sys.exc_info()[0] is not None):
-                log(f"--- {p.name} (tail) ---\n{p.read_text(errors='replace')[-3000:]}")
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+    args.duration = benchkit.whole(args.duration)
+    return benchkit.main("core", run, args)
 
 
 if __name__ == "__main__":

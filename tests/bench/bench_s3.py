@@ -31,25 +31,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
-import platform
 import random
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
 import bench_core  # sibling module: load generator, Target, measure, RssSampler, roundtrip
+import benchkit
 import httpx
 import psutil
 from bench_core import RssSampler, Target, check_response, load_conftest, measure, stop_proc
@@ -60,11 +55,7 @@ MiB = 1 << 20
 SHA_EVERY = bench_core.SHA_EVERY
 PREFIX = "blobs/"
 
-_T0 = time.monotonic()
-
-
-def log(msg: str) -> None:
-    print(f"[bench_s3 {time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+log = benchkit.logger("bench_s3")
 
 
 def load_s3_support() -> Any:
@@ -153,7 +144,7 @@ def boto3_load(
         barrier.wait()
         t_begin, t_end = window
         n = 0
-        while not bench_core._STOP.is_set():
+        while not benchkit.STOP.is_set():
             start = time.monotonic()
             if start >= t_end:
                 break
@@ -235,7 +226,7 @@ class PatternReader:
             size = self.total
         parts = [self.buf]
         have = len(self.buf)
-        while have < size and self.sent < self.total and not bench_core._STOP.is_set():
+        while have < size and self.sent < self.total and not benchkit.STOP.is_set():
             block = self._next_block()
             parts.append(block)
             have += len(block)
@@ -312,8 +303,6 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
         "duration_s": args.duration,
         "moto": "in-process" if args.moto_in_process else "subprocess",
     }
-    load_start = os.getloadavg()[0]
-
     moto_pid: int | None = None
     if args.moto_in_process:
         moto, endpoint = start_moto_in_process()
@@ -456,10 +445,6 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
             ),
             "errors": kinko_errors,
             "boto3_errors": boto3_errors,
-            "cpu_count": os.cpu_count(),
-            "loadavg_1m_start": round(load_start, 2),
-            "loadavg_1m_end": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
         }
     )
     return result
@@ -487,36 +472,8 @@ def main() -> int:
         args.warmup = 0.5 if args.quick else 1.0
     if args.roundtrip_mib is None:
         args.roundtrip_mib = 256 if args.quick else 1024
-    if float(args.duration).is_integer():
-        args.duration = int(args.duration)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tmp = Path(tempfile.mkdtemp(prefix="kinko-bench-s3-"))
-    cleanup: list[Callable[[], None]] = []
-    failed = True
-    try:
-        result = run(args, tmp, cleanup)
-        failed = False
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    finally:
-        bench_core._STOP.set()
-        for fn in cleanup:
-            try:
-                fn()
-            except Exception as exc:  # cleanup must go on
-                log(f"cleanup: {type(exc).__name__}: {exc}")
-        if failed:
-            for p in sorted(tmp.rglob("*.log")):
-                log(f"--- {p.name} (tail) ---\n{p.read_text(errors='replace')[-3000:]}")
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+    args.duration = benchkit.whole(args.duration)
+    return benchkit.main("s3", run, args)
 
 
 if __name__ == "__main__":

@@ -15,23 +15,20 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+import benchkit
 from bench_core import load_conftest, stop_proc
 from bench_s3 import load_s3_support, start_moto_process, use_fake_aws_env
 
@@ -41,11 +38,7 @@ MiB = 1 << 20
 PURPOSE = "同期 benchmark (bench_sync)"
 SMALL_BYTES = 10 * 1024
 
-_T0 = time.monotonic()
-
-
-def log(msg: str) -> None:
-    print(f"[bench_sync {time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+log = benchkit.logger("bench_sync")
 
 
 def big_chunks(total: int) -> Iterator[bytes]:
@@ -218,16 +211,14 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
         "files": args.files,
         "file_bytes": SMALL_BYTES,
         "big_bytes": big_bytes,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "loadavg_1m_start": round(os.getloadavg()[0], 2),
     }
 
     (tmp / "kinko").mkdir()
     srv = conftest.make_server(tmp / "kinko", KINKO_STORAGE="local")
     srv.start()
-    cleanup.append(srv.stop)
-    cleanup.append(srv.close_clients)
+    # Clean-up runs in list order: whatever starts later is put in front, to stop first.
+    cleanup.insert(0, srv.stop)
+    cleanup.insert(0, srv.close_clients)
     log(f"kinko serve on {srv.base_url}")
 
     # Same bytes on both sides: a local source folder (rclone) and the server (uploads).
@@ -285,7 +276,7 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
 
     # Baseline: rclone copy of the same files from a local folder to moto S3.
     proc, endpoint = start_moto_process(tmp / "moto.log")
-    cleanup.append(lambda: stop_proc(proc))
+    cleanup.insert(0, lambda: stop_proc(proc))
     log(f"moto on {endpoint}")
     rclone(endpoint, aws, "mkdir", "moto:bench")
     log("rclone: small files")
@@ -314,7 +305,6 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
             "rclone_big_s": round(rc_big_s, 3),
             "rclone_big_ok": rc_big_ok,
             "ratio_big_time": round(big_s / rc_big_s, 3),
-            "loadavg_1m_end": round(os.getloadavg()[0], 2),
         }
     )
     return result
@@ -333,31 +323,7 @@ def main() -> int:
         args.big_mib = 256 if args.quick else 1024
     if args.saves is None:
         args.saves = 20 if args.quick else 100
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tmp = Path(tempfile.mkdtemp(prefix="kinko-bench-sync-"))
-    cleanup: list[Callable[[], None]] = []
-    try:
-        result = run(args, tmp, cleanup)
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
-        return 130
-    finally:
-        for fn in reversed(cleanup):
-            try:
-                fn()
-            except Exception as exc:  # cleanup must go on
-                log(f"cleanup: {type(exc).__name__}: {exc}")
-        if sys.exc_info()[0] is not None:
-            for p in sorted(tmp.rglob("*.log")):
-                log(f"--- {p.name} (tail) ---\n{p.read_text(errors='replace')[-3000:]}")
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False), flush=True)
-    return 0
+    return benchkit.main("sync", run, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,13 @@ from vault.storage import (
     StorageError,
     StorageUnavailable,
 )
+from vault.storage.fallback import FallbackBlobStore
+from vault.storage.gc import delete_orphans, find_orphans
 from vault.storage.s3 import MIN_PART_SIZE, S3BlobStore
 
-BACKENDS = ["local", "s3"]
+# "fallback" is the store a server uses after a migration (new store first, old one behind it):
+# it must keep the same contract as the stores it is made of.
+BACKENDS = ["local", "s3", "fallback"]
 # Keys under a prefix, so that every test also checks that the prefix is handled.
 S3_PREFIX = "kinko/blobs/"
 
@@ -75,6 +79,10 @@ def _payload(size: int, seed: int = 0) -> bytes:
 def _make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if kind == "local":
         return LocalBlobStore(tmp_path / "blobs")
+    if kind == "fallback":
+        return FallbackBlobStore(
+            LocalBlobStore(tmp_path / "new-blobs"), LocalBlobStore(tmp_path / "old-blobs")
+        )
     if kind == "s3":
         # Requested lazily, so that the local backend's tests never start moto.
         client = request.getfixturevalue("s3_client")
@@ -339,8 +347,92 @@ def test_iter_chunks_rejects_non_positive_size(blob_store: BlobStore) -> None:
 def test_reader_close_is_idempotent(blob_store: BlobStore) -> None:
     name = _put(blob_store, b"data")
     reader = blob_store.open(name)
+    assert not reader.closed
     reader.close()
     reader.close()
+    assert reader.closed
+
+
+def test_closed_reader_refuses_reads(blob_store: BlobStore) -> None:
+    name = _put(blob_store, _payload(10_000))
+    with blob_store.open(name) as reader:
+        assert reader.read(10) == _payload(10_000)[:10]
+    assert reader.closed
+    with pytest.raises(StorageError, match="closed"):
+        reader.read(10)
+    with pytest.raises(StorageError, match="closed"):
+        reader.read(0)
+    with pytest.raises(StorageError, match="closed"):
+        reader.iter_chunks(100)
+
+
+def test_reader_closed_under_a_running_iteration_is_an_error(blob_store: BlobStore) -> None:
+    # A reader closed by someone else must not look like the end of the blob to whoever is
+    # still iterating: that would pass a truncated download off as a complete one.
+    name = _put(blob_store, _payload(10_000))
+    reader = blob_store.open(name)
+    chunks = reader.iter_chunks(1000)
+    assert len(next(chunks)) == 1000
+    reader.close()
+    with pytest.raises(StorageError, match="closed"):
+        next(chunks)
+
+
+def test_closing_the_chunk_generator_closes_the_reader(blob_store: BlobStore) -> None:
+    name = _put(blob_store, _payload(10_000))
+    reader = blob_store.open(name)
+    chunks = reader.iter_chunks(1000)
+    next(chunks)
+    assert not reader.closed
+    chunks.close()  # what a server does with the iterator of a download cut short
+    assert reader.closed
+
+
+def test_exhausted_chunk_generator_closes_the_reader(blob_store: BlobStore) -> None:
+    name = _put(blob_store, _payload(5000))
+    reader = blob_store.open(name)
+    assert b"".join(reader.iter_chunks(1000)) == _payload(5000)
+    assert reader.closed
+
+
+def test_dropped_reader_is_closed(blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = _put(blob_store, _payload(5000))
+    reader = blob_store.open(name)
+    reader.read(10)
+    released: list[int] = []
+    # The hook wraps the backend's own release, so the file or connection really is closed
+    # too; it only records which reader was released.
+    backend = type(reader)
+    real_release = backend._release  # type: ignore[attr-defined]
+
+    def release(self: Any) -> None:
+        released.append(id(self))
+        real_release(self)
+
+    monkeypatch.setattr(backend, "_release", release)
+    expected = id(reader)
+    del reader
+    gc.collect()
+    assert released == [expected]
+
+
+def test_entries_list_committed_blobs_with_size_and_time(blob_store: BlobStore) -> None:
+    assert list(blob_store.entries()) == []
+    before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    sizes = {_put(blob_store, _payload(size, size)): size for size in (0, 1, 1000, 70_000)}
+    deleted = _put(blob_store, b"deleted")
+    blob_store.delete(deleted)
+    writer = blob_store.writer()  # an uncommitted write is not listed
+    writer.write(b"in flight")
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    entries = list(blob_store.entries())
+    writer.abort()
+    assert {entry.name: entry.size for entry in entries} == sizes
+    assert len(entries) == len(sizes)
+    for entry in entries:
+        assert entry.modified.tzinfo is not None
+        assert before <= entry.modified <= after
+    assert {entry.name for entry in entries} == set(blob_store.names())
 
 
 def test_open_after_delete_raises(blob_store: BlobStore) -> None:
@@ -373,6 +465,31 @@ def test_concurrent_writers_commit_distinct_blobs(blob_store: BlobStore) -> None
     assert set(blob_store.names()) == set(names)
     for name, data in zip(names, payloads, strict=True):
         assert _get(blob_store, name) == data
+
+
+def test_find_orphans_spares_referenced_and_young_blobs(blob_store: BlobStore) -> None:
+    referenced = _put(blob_store, b"a version row names this one")
+    orphans = {_put(blob_store, _payload(size, size)): size for size in (10, 2000)}
+    later = datetime.now(UTC) + timedelta(hours=25)
+    calls: list[int] = []
+
+    def catalog() -> set[str]:
+        calls.append(len(calls))
+        return {referenced}
+
+    # Seen from 25 hours on, every blob is past the default 24-hour grace period.
+    plan = find_orphans(blob_store, catalog, now=later)
+    assert calls == [0]
+    assert {o.entry.name: o.entry.size for o in plan.orphans} == orphans
+    assert plan.count == 2
+    assert plan.total_bytes == 2010
+    assert plan.too_young == 0
+    # Seen from now, the same blobs are too young to be touched.
+    young = find_orphans(blob_store, catalog)
+    assert young.orphans == []
+    assert young.too_young == 2
+    with pytest.raises(ValueError, match="negative"):
+        find_orphans(blob_store, catalog, grace=timedelta(hours=-1))
 
 
 # -- local backend only ----------------------------------------------------------------------
@@ -532,6 +649,30 @@ def test_local_reader_after_delete_keeps_its_open_file(local_root: Path) -> None
         assert sum(len(chunk) for chunk in reader.iter_chunks(4096)) == 50_000
     with pytest.raises(BlobNotFound):
         store.open(name)
+
+
+# -- fallback store only ----------------------------------------------------------------------
+
+
+def test_fallback_lists_and_collects_blobs_on_both_stores(tmp_path: Path) -> None:
+    new, old = LocalBlobStore(tmp_path / "new"), LocalBlobStore(tmp_path / "old")
+    store = FallbackBlobStore(new, old)
+    only_old = _put(old, b"written before the switch")
+    referenced = _put(old, b"still needed")
+    copied = "ab" * 16  # an orphan the migration copied: it exists on both stores
+    for backend in (old, new):
+        with backend.writer(copied) as writer:
+            writer.write(b"orphan copy")
+            writer.commit()
+    assert _get(store, only_old) == b"written before the switch"
+    assert sorted(e.name for e in store.entries()) == sorted([only_old, referenced, copied])
+
+    plan = find_orphans(store, lambda: {referenced}, now=datetime.now(UTC) + timedelta(days=2))
+    found = sorted((o.entry.name, o.store is new) for o in plan.orphans)
+    assert found == sorted([(only_old, False), (copied, False), (copied, True)])
+    assert delete_orphans(plan) == (3, 2 * len(b"orphan copy") + len(b"written before the switch"))
+    assert list(new.names()) == []
+    assert list(old.names()) == [referenced]
 
 
 # -- S3 backend only (moto's server over HTTP) ------------------------------------------------

@@ -78,7 +78,9 @@ def _register_subcommands() -> None:
     app.add_typer(review_app, name="review", help="Access review (点検・確認) reports.")
     app.add_typer(keys_app, name="keys", help="Master keys: rotate, status.")
     app.add_typer(case_app, name="case", help="Case operations: crypto-shred a closed case.")
-    app.add_typer(storage_app, name="storage", help="Blob storage: migrate to S3.")
+    app.add_typer(
+        storage_app, name="storage", help="Blob storage: migrate to S3, collect unreferenced blobs."
+    )
     # A plain command, not a sub-app: ``kinko sync status DIR`` must not parse as DIR="status".
     from clients.sync.cli import sync_command
 

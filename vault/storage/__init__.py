@@ -5,6 +5,7 @@ file-system backend, and other backends (S3) implement the same protocol.
 """
 
 from .base import (
+    BlobEntry,
     BlobExists,
     BlobNotFound,
     BlobReader,
@@ -18,6 +19,7 @@ from .base import (
 from .local import LocalBlobStore
 
 __all__ = [
+    "BlobEntry",
     "BlobExists",
     "BlobNotFound",
     "BlobReader",

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 __all__ = [
+    "BlobEntry",
     "BlobExists",
     "BlobNotFound",
     "BlobReader",
@@ -46,11 +49,24 @@ class BlobNotFound(StorageError):
 
 
 class StorageUnavailable(StorageError):
-    """The store cannot be used at all: unreachable, missing bucket, refused credentials.
+    """The store cannot be used at all: unreachable, missing bucket, refused credentials, full.
 
     Raised at start-up so that a misconfigured server refuses to start, and later when the
-    store stops answering (after the backend's own retries are exhausted).
+    store stops answering (after the backend's own retries are exhausted) or cannot take any
+    more data (a full disk or an exhausted quota).  The service layer answers it with 503: the
+    request was fine, the store is not, and retrying later may succeed.
     """
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """One committed blob as a listing shows it, without opening it."""
+
+    name: str
+    size: int
+    # When the blob was last written, timezone-aware in UTC.  Garbage collection compares it
+    # with a grace period, so that a blob committed just before its catalog row is spared.
+    modified: datetime
 
 
 def new_blob_name() -> str:
@@ -106,21 +122,34 @@ class BlobWriter(Protocol):
 
 @runtime_checkable
 class BlobReader(Protocol):
-    """Streams one committed blob out of the store; closes when used as a context manager."""
+    """Streams one committed blob out of the store.
+
+    A reader is open until :meth:`close`, the end of a ``with`` block, the end (or the
+    closing) of the generator returned by :meth:`iter_chunks`, or its garbage collection.
+    Reading from a closed reader raises :class:`StorageError`.
+    """
 
     def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes (everything left if ``n`` is negative); ``b""`` at the end."""
         ...
 
-    def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def iter_chunks(self, chunk_size: int = 1 << 20) -> Generator[bytes, None, None]:
         """Yield the rest of the blob as non-empty chunks of at most ``chunk_size`` bytes.
 
-        Raises :class:`ValueError` if ``chunk_size`` is not positive.
+        Raises :class:`ValueError` if ``chunk_size`` is not positive and
+        :class:`StorageError` if the reader is closed (also when it is closed while the
+        generator is still being consumed).  The reader is closed when the generator ends or
+        is closed.
         """
         ...
 
     def close(self) -> None:
         """Release the underlying resources; idempotent."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether the reader has been closed."""
         ...
 
     @property
@@ -170,6 +199,14 @@ class BlobStore(Protocol):
         """Yield the name of every committed blob, in no particular order."""
         ...
 
+    def entries(self) -> Iterator[BlobEntry]:
+        """Yield name, size and modification time of every committed blob, in no order.
+
+        A blob deleted while the listing runs may or may not appear; one listed is never
+        an uncommitted write.
+        """
+        ...
+
     def cleanup_incomplete(self) -> int:
         """Remove leftovers of writes interrupted by a crash and return how many were removed.
 
@@ -213,3 +250,79 @@ class WriterLifecycle:
     def _require_open(self, action: str) -> None:
         if self._state != WRITER_OPEN:
             raise StorageError(f"cannot {action}: writer already {self._state}")
+
+
+class ReaderLifecycle:
+    """The open → closed life of a backend's reader, shared by every backend.
+
+    A subclass implements ``_read`` (called with ``n`` positive or -1, only while open) and
+    ``_release`` (called exactly once).  Every state check lives here, so that both backends
+    refuse a closed reader the same way instead of one raising ``ValueError`` from a closed
+    file and the other reading from a released HTTP connection.
+    """
+
+    # A class-level default, so that __del__ of an instance whose __init__ failed early finds
+    # nothing to release.
+    _closed = True
+
+    def _read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def read(self, n: int = -1) -> bytes:
+        self._require_open("read")
+        if n == 0:
+            # Some bodies take an empty result for the end of the stream (botocore's
+            # StreamingBody then fails its length check), so a zero read never reaches them.
+            return b""
+        return self._read(-1 if n < 0 else n)
+
+    def iter_chunks(self, chunk_size: int = 1 << 20) -> Generator[bytes, None, None]:
+        # Validated here rather than inside the generator so that a bad argument or a closed
+        # reader fails at the call site instead of at the first iteration.
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        self._require_open("iterate over")
+        return self._chunks(chunk_size)
+
+    def _chunks(self, chunk_size: int) -> Generator[bytes, None, None]:
+        try:
+            while chunk := self.read(chunk_size):
+                yield chunk
+        finally:
+            # A download whose client went away is abandoned by closing this generator; the
+            # file or connection is released at once instead of whenever the reader object
+            # happens to be collected.  The end of the blob releases it the same way.
+            self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    def _require_open(self, action: str) -> None:
+        if self._closed:
+            raise StorageError(f"cannot {action} the blob: reader already closed")

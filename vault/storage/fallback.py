@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .base import BlobNotFound, BlobReader, BlobStore, BlobWriter
+from .base import BlobEntry, BlobNotFound, BlobReader, BlobStore, BlobWriter
 
 
 class FallbackBlobStore:
@@ -41,6 +41,17 @@ class FallbackBlobStore:
         for name in self.fallback.names():
             if name not in seen:
                 yield name
+
+    def entries(self) -> Iterator[BlobEntry]:
+        # Like names(): a blob on both stores is listed once, as the primary has it, because
+        # that is the copy reads are served from.
+        seen = set()
+        for entry in self.primary.entries():
+            seen.add(entry.name)
+            yield entry
+        for entry in self.fallback.entries():
+            if entry.name not in seen:
+                yield entry
 
     def cleanup_incomplete(self) -> int:
         return self.primary.cleanup_incomplete() + self.fallback.cleanup_incomplete()

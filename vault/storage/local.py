@@ -13,28 +13,35 @@ name, the final name is created with ``link`` (which fails instead of overwritin
 ``rename``), and every directory whose entries changed on the way is fsync'ed before
 ``commit`` returns.  A crash at any earlier point leaves at most a file in ``tmp/``, which
 :meth:`LocalBlobStore.cleanup_incomplete` removes at the next start-up.
+
+A full disk, an exhausted quota or a failing device is the store being unavailable, not a bad
+request: those errors become :class:`~vault.storage.base.StorageUnavailable` (503 at the API),
+and a write that hits one aborts at once, so no partial blob or temp file is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from io import BufferedReader, BufferedWriter
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from .base import (
     WRITER_ABORTED,
     WRITER_COMMITTED,
     WRITER_OPEN,
+    BlobEntry,
     BlobExists,
     BlobNotFound,
+    ReaderLifecycle,
     StorageError,
+    StorageUnavailable,
     WriterLifecycle,
     is_valid_blob_name,
     new_blob_name,
@@ -57,6 +64,29 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 _OPEN, _COMMITTED, _ABORTED = WRITER_OPEN, WRITER_COMMITTED, WRITER_ABORTED
+
+# Failures that say nothing about the request and everything about the file system: no space
+# (ENOSPC), no quota left (EDQUOT), a file-size limit (EFBIG, e.g. RLIMIT_FSIZE), a device
+# error (EIO) or a file system remounted read-only after an error (EROFS).  Retrying later, or
+# elsewhere, can succeed, which is what StorageUnavailable (503) tells the caller.
+_UNAVAILABLE_ERRNOS = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EFBIG,
+        errno.EIO,
+        errno.EROFS,
+    )
+    if code is not None
+)
+
+
+def _failure(action: str, exc: OSError) -> StorageError:
+    """The storage error for an OS failure: unavailable for a full or failing disk."""
+    if exc.errno in _UNAVAILABLE_ERRNOS:
+        return StorageUnavailable(f"{action}: {exc.strerror}")
+    return StorageError(f"{action}: {exc.strerror}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,7 +132,7 @@ class LocalBlobStore:
         except FileNotFoundError as exc:
             raise BlobNotFound(f"no blob named {name}") from exc
         except OSError as exc:
-            raise StorageError(f"cannot open blob {name}: {exc.strerror}") from exc
+            raise _failure(f"cannot open blob {name}", exc) from exc
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -123,13 +153,13 @@ class LocalBlobStore:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StorageError(f"cannot delete blob {name}: {exc.strerror}") from exc
+            raise _failure(f"cannot delete blob {name}", exc) from exc
         # Deletion backs retention and crypto-shredding decisions, so once delete returns the
         # blob must not come back after a crash.
         try:
             _fsync_dir(path.parent)
         except OSError as exc:
-            raise StorageError(f"cannot persist deletion of blob {name}") from exc
+            raise _failure(f"cannot persist deletion of blob {name}", exc) from exc
 
     def exists(self, name: str) -> bool:
         if not is_valid_blob_name(name):
@@ -139,10 +169,28 @@ class LocalBlobStore:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise StorageError(f"cannot stat blob {name}: {exc.strerror}") from exc
+            raise _failure(f"cannot stat blob {name}", exc) from exc
         return stat.S_ISREG(info.st_mode)
 
     def names(self) -> Iterator[str]:
+        for entry in self._scan():
+            yield entry.name
+
+    def entries(self) -> Iterator[BlobEntry]:
+        for entry in self._scan():
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # deleted since its directory was listed
+            except OSError as exc:
+                raise _failure(f"cannot stat blob {entry.name}", exc) from exc
+            yield BlobEntry(
+                name=entry.name,
+                size=info.st_size,
+                modified=datetime.fromtimestamp(info.st_mtime, UTC),
+            )
+
+    def _scan(self) -> Iterator[os.DirEntry[str]]:
         # Each directory is listed completely before anything is yielded, so no directory
         # handle stays open while the caller works, and a caller deleting blobs while it
         # iterates (garbage collection does) cannot disturb an ongoing directory scan.
@@ -162,7 +210,7 @@ class LocalBlobStore:
                         and name[2:4] == second.name
                         and entry.is_file(follow_symlinks=False)
                     ):
-                        yield name
+                        yield entry
 
     def cleanup_incomplete(self) -> int:
         removed = 0
@@ -177,7 +225,7 @@ class LocalBlobStore:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    raise StorageError(f"cannot remove leftover {entry.name}") from exc
+                    raise _failure(f"cannot remove leftover {entry.name}", exc) from exc
                 removed += 1
         return removed
 
@@ -257,7 +305,7 @@ class LocalBlobStore:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise StorageError(f"cannot list {path.name}: {exc.strerror}") from exc
+            raise _failure(f"cannot list {path.name}", exc) from exc
 
 
 class _LocalBlobWriter(WriterLifecycle):
@@ -273,7 +321,7 @@ class _LocalBlobWriter(WriterLifecycle):
         try:
             self._tmp_name, self._file = store._create_tmp()
         except OSError as exc:
-            raise StorageError(f"cannot start a blob: {exc.strerror}") from exc
+            raise _failure("cannot start a blob", exc) from exc
         self._state = _OPEN
 
     @property
@@ -285,7 +333,11 @@ class _LocalBlobWriter(WriterLifecycle):
         try:
             self._size += self._file.write(data)
         except OSError as exc:
-            raise StorageError(f"cannot write blob: {exc.strerror}") from exc
+            # A blob that missed some bytes can never be committed, so the temp file goes
+            # now: on a full disk, keeping it until the caller aborts would hold on to the
+            # very space that everyone else is short of.
+            self.abort()
+            raise _failure("cannot write blob", exc) from exc
 
     def commit(self) -> str:
         self._require_open("commit")
@@ -297,7 +349,7 @@ class _LocalBlobWriter(WriterLifecycle):
         except BaseException as exc:
             self.abort()
             if isinstance(exc, OSError):
-                raise StorageError(f"cannot commit blob: {exc.strerror}") from exc
+                raise _failure("cannot commit blob", exc) from exc
             raise
         self._state = _COMMITTED
         # The blob is durable under its final name; the temp name is now only a second link
@@ -321,41 +373,23 @@ class _LocalBlobWriter(WriterLifecycle):
             self._store._release_tmp(self._tmp_name)
 
 
-class _LocalBlobReader:
+class _LocalBlobReader(ReaderLifecycle):
     """Streams a blob file; the OS and a small buffer do the work, never the whole file."""
 
     def __init__(self, file: BufferedReader, size: int) -> None:
         self._file = file
         self._size = size
+        self._closed = False
 
     @property
     def size(self) -> int:
         return self._size
 
-    def read(self, n: int = -1) -> bytes:
-        return self._file.read(n)
+    def _read(self, n: int) -> bytes:
+        try:
+            return self._file.read(n)
+        except OSError as exc:
+            raise _failure("cannot read blob", exc) from exc
 
-    def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        # Validated here rather than inside the generator so that a bad argument fails at
-        # the call site instead of at the first iteration.
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
-        return self._chunks(chunk_size)
-
-    def _chunks(self, chunk_size: int) -> Iterator[bytes]:
-        while chunk := self._file.read(chunk_size):
-            yield chunk
-
-    def close(self) -> None:
+    def _release(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vault.fsio import replace_private
 
 from .base import BlobExists, BlobStore, StorageError
 
@@ -99,21 +99,9 @@ def migrate(
 
 
 def write_switch(data_dir: Path, config: dict[str, Any]) -> None:
-    """Record the switch-over durably (temp file, fsync, rename, fsync of the directory)."""
-    path = data_dir / SWITCH_FILE
-    tmp = data_dir / f".{SWITCH_FILE}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Record the switch-over durably: a server restarted after a crash must find it whole."""
+    data = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+    replace_private(data_dir / SWITCH_FILE, data)
 
 
 def read_switch(data_dir: Path) -> dict[str, Any] | None:

@@ -29,8 +29,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 
 import boto3
 import botocore.config
@@ -41,8 +40,10 @@ from .base import (
     WRITER_ABORTED,
     WRITER_COMMITTED,
     WRITER_OPEN,
+    BlobEntry,
     BlobExists,
     BlobNotFound,
+    ReaderLifecycle,
     StorageError,
     StorageUnavailable,
     WriterLifecycle,
@@ -254,6 +255,10 @@ class S3BlobStore:
         return True
 
     def names(self) -> Iterator[str]:
+        for entry in self.entries():
+            yield entry.name
+
+    def entries(self) -> Iterator[BlobEntry]:
         paginator = self._client.get_paginator("list_objects_v2")
         pages = iter(paginator.paginate(Bucket=self._bucket, Prefix=self._prefix))
         cut = len(self._prefix)
@@ -270,7 +275,12 @@ class S3BlobStore:
                 # Only keys exactly where _key would put a blob count; other objects that
                 # share the bucket (or a longer prefix) are not blobs.
                 if key.startswith(self._prefix) and is_valid_blob_name(name):
-                    yield name
+                    # LastModified is when the object became visible (for a multipart
+                    # upload: when the upload started, which is earlier, never later).
+                    modified = entry["LastModified"]
+                    if modified.tzinfo is None:
+                        modified = modified.replace(tzinfo=UTC)
+                    yield BlobEntry(name=name, size=int(entry["Size"]), modified=modified)
 
     def cleanup_incomplete(self) -> int:
         """Abort multipart uploads under the prefix that are older than the age threshold.
@@ -505,7 +515,7 @@ class _S3BlobWriter(WriterLifecycle):
         self._parts.append(self._store._upload_part(self._name, self._upload_id, number, body))
 
 
-class _S3BlobReader:
+class _S3BlobReader(ReaderLifecycle):
     """Streams an object body; only the HTTP client's small buffers are held in memory."""
 
     def __init__(self, body: Any, size: int) -> None:
@@ -517,41 +527,14 @@ class _S3BlobReader:
     def size(self) -> int:
         return self._size
 
-    def read(self, n: int = -1) -> bytes:
-        if n == 0:
-            # StreamingBody.read(0) would take the empty result for the end of the stream
-            # and fail its content-length check.
-            return b""
+    def _read(self, n: int) -> bytes:
         try:
             return bytes(self._body.read(None if n < 0 else n))
         except _STREAM_ERRORS as exc:
             raise StorageError(f"reading blob failed: {type(exc).__name__}") from None
 
-    def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        # Validated here rather than inside the generator so that a bad argument fails at
-        # the call site instead of at the first iteration.
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
-        return self._chunks(chunk_size)
-
-    def _chunks(self, chunk_size: int) -> Iterator[bytes]:
-        while chunk := self.read(chunk_size):
-            yield chunk
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _release(self) -> None:
+        # Closing returns (or drops) the HTTP connection; a failure to do so changes nothing
+        # for the caller, whose reading is over either way.
         with contextlib.suppress(Exception):
             self._body.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
