@@ -26,7 +26,7 @@ from tests.conftest import ROOT, KinkoServer, make_server
 from vault.audit.log import canonical_bytes, format_time, leaf_hash
 from vault.audit.models import AuditEvent
 from vault.core import Vault
-from vault.reviews import service
+from vault.services import reviews as service
 from vault.settings import Settings
 
 LIST_KEYS = {
@@ -555,8 +555,8 @@ def test_jst_midnight_splits_items(tmp_path: Path) -> None:
         # The rows go straight into a throwaway store: only the review index reads them.
         with vault.audit_engine.begin() as conn:
             conn.execute(insert(AuditEvent), rows)
-        assert service.sync_index(vault) == 4
-        assert service.sync_index(vault) == 0  # nothing new: nothing folded twice
+        assert service.sync(vault) == 4
+        assert service.sync(vault) == 0  # nothing new: nothing folded twice
         first = service.report(vault, date(2026, 3, 1))["items"]
         second = service.report(vault, date(2026, 3, 2))["items"]
         assert [(i["seq"], i["reads"]) for i in first] == [(0, 1)]

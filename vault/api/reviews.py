@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from vault.api.deps import Body, UserCtx, body_schema
-from vault.reviews import service
+from vault.services import reviews as service
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
 

@@ -291,6 +291,14 @@ class Guard:
 
     # -- documents -----------------------------------------------------------------------------
 
+    def writable_classes(self, view: CaseView) -> list[str]:
+        """The classes the caller may write in the case right now (for the sync manifest)."""
+        return [c for c in CLASSES if view.may(c, "write")]
+
+    def sees_every_case(self, principal: Principal) -> bool:
+        """Admins and auditors list every case (metadata only); others their own."""
+        return principal.overseer
+
     def require_write(self, view: CaseView, cls: str) -> None:
         self.require_case(view)
         if not view.may(cls, "write"):

@@ -132,7 +132,8 @@ def evaluator_ids(s: Session, case_id: str) -> set[int]:
 def user_names(s: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+    rows = s.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {int(uid): str(name) for uid, name in rows}
 
 
 def membership_grants(s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -145,5 +146,5 @@ def membership_grants(s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str
         .join(member, member.id == Membership.user_id)
         .join(granter, granter.id == Membership.granted_by)
         .where(Membership.case_id.in_(sorted(cases)))
-    ).tuples()
+    )
     return {(c, m): g for c, m, g in rows if (c, m) in pairs}

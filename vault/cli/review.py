@@ -51,7 +51,7 @@ def report_cmd(
 
     from vault.cli.main import load_settings
     from vault.core import Vault
-    from vault.reviews import service
+    from vault.services import reviews as service
 
     settings = load_settings(data_dir)
     if settings.audit_database_url is None and not (settings.data_dir / "audit.db").exists():
@@ -64,7 +64,7 @@ def report_cmd(
         raise typer.Exit(2) from None
     vault = Vault.open(settings, start_audit_writer=False)
     try:
-        service.sync_index(vault)
+        service.sync(vault)
         rep = service.report(vault, day)
     finally:
         vault.close()

@@ -66,7 +66,7 @@ def key_usage(
     provider = provider or vault.keys.provider
     usage: Counter[str] = Counter()
     with contextlib.nullcontext(session) if session is not None else vault.read_session() as s:
-        for (wrapped,) in s.execute(select(Case.wrapped_key)).tuples():
+        for (wrapped,) in s.execute(select(Case.wrapped_key)):
             if is_shredded(wrapped):
                 continue
             try:

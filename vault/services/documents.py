@@ -25,8 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.audit.scope import AuditScope
-from vault.catalog.models import Case, Document, IdempotencyRecord, User, Version
-from vault.catalog.queries import evaluator_ids
+from vault.catalog.models import Case, Document, IdempotencyRecord, Version
+from vault.catalog.queries import evaluator_ids, user_names
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
 from vault.domain import (
@@ -141,7 +141,7 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
             .join(Case, Case.id == Document.case_id)
             .where(Document.final_version.is_not(None))
             .order_by(Case.number, Document.created_at, Document.id)
-        ).tuples()
+        )
         stages: dict[str, str] = {}
         for doc, case in rows:
             if case.id not in stages:
@@ -187,7 +187,7 @@ def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
         show_evaluators = ctx.vault.guard.can_see_evaluators(view)
         secret = set() if show_evaluators else evaluator_ids(s, case.id)
         ids = {v.created_by for v in versions}
-        names = dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples().all())
+        names = user_names(s, ids)
         item = _doc_item(ctx, key, doc, final_only=scope == "final")
         item["versions"] = [
             {

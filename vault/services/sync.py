@@ -26,9 +26,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from vault.authz import CaseView
-from vault.catalog.models import Case, Document, Membership, Version
+from vault.catalog.models import Case, Document, Version
+from vault.catalog.queries import member_cases
 from vault.crypto import IntegrityError
-from vault.domain import CLASSES
 from vault.errors import Forbidden, Gone, IntegrityFailure, NotFound
 from vault.keys import KeyUnavailable
 from vault.services.context import Ctx, iso, view_of
@@ -70,22 +70,6 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return False
 
 
-def _member_cases(s: Session, ctx: Ctx, now: datetime) -> list[Case]:
-    # The caller's own unexpired memberships, for everyone (admin and auditor included: the
-    # manifest is what a sync client mirrors, not an overview of the vault).
-    return list(
-        s.scalars(
-            select(Case)
-            .join(Membership, Membership.case_id == Case.id)
-            .where(
-                Membership.user_id == ctx.principal.user_id,
-                (Membership.expires_at.is_(None)) | (Membership.expires_at > now),
-            )
-            .order_by(Case.number)
-        )
-    )
-
-
 def _open(fn: Any, *args: Any) -> str:
     try:
         value = fn(*args)
@@ -103,7 +87,9 @@ def build_manifest(ctx: Ctx, s: Session, now: datetime) -> dict[str, Any]:
     guard = vault.guard
     cases_out: list[dict[str, Any]] = []
     live: dict[str, tuple[Case, CaseView, bytes]] = {}
-    for case in _member_cases(s, ctx, now):
+    # The caller's own unexpired memberships, for everyone (admin and auditor included: the
+    # manifest is what a sync client mirrors, not an overview of the vault).
+    for case in member_cases(s, ctx.principal.user_id, now):
         try:
             key = vault.keys.case_key(case.id, case.wrapped_key)
         except Gone:
@@ -119,7 +105,7 @@ def build_manifest(ctx: Ctx, s: Session, now: datetime) -> dict[str, Any]:
                 "id": case.id,
                 "number": case.number,
                 "stage": view.stage,
-                "writable_classes": [c for c in CLASSES if view.may(c, "write")],
+                "writable_classes": guard.writable_classes(view),
             }
         )
 
@@ -140,7 +126,7 @@ def build_manifest(ctx: Ctx, s: Session, now: datetime) -> dict[str, Any]:
             )
             .where(Document.case_id.in_(list(live)), Document.latest_version > 0)
             .order_by(Document.created_at, Document.id, Version.version)
-        ).tuples()
+        )
         versions: dict[str, dict[int, Version]] = {}
         docs: list[Document] = []
         for doc, ver in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 # The review tables live in the audit store too; importing them registers them on AuditBase.
-import vault.reviews.models  # noqa: F401
+import vault.audit.reviews  # noqa: F401
 from vault.audit.models import AuditBase as MetaBase
 
 config = context.config

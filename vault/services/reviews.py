@@ -1,4 +1,4 @@
-"""Access review (SPEC §6): the index of reads, decisions, daily reports and coverage.
+"""Access review (SPEC §6): listing, decisions, daily reports and coverage.
 
 Review items are derived from the audit log, never written by the read path: ``sync_index``
 folds every new allowed ``document.read`` event with reason ``ok`` (a non-disclosed document)
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -23,16 +22,15 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from vault.audit.log import format_time
-from vault.audit.models import AuditEvent
+from vault.audit.reviews import STATUSES, VERDICTS, ReviewItem, sync_index
 from vault.audit.scope import AuditScope
 from vault.catalog.queries import active_memberships, membership_grants
 from vault.core import Vault
 from vault.errors import AuditUnavailable, BadRequest, Conflict, NotFound
-from vault.reviews.models import STATUSES, VERDICTS, ReviewItem, ReviewState
 from vault.services.context import Ctx, JsonBody, view_of
 
 # Fields of an item in ``GET /api/v1/reviews`` and of a report row (and the CSV header order).
@@ -66,124 +64,14 @@ REPORT_FIELDS = (
 )
 NOTE_MAX = 2000
 MAX_OLDER_THAN_DAYS = 36500
-_STATE_ID = 1
-# Events folded per write transaction: the audit writer waits for the write lock meanwhile, so
-# a large backlog (the first start on an old log) is indexed in short transactions.
-_BATCH = 2000
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SEQ_RE = re.compile(r"[0-9]{1,18}")
 _INT_RE = re.compile(r"[0-9]{1,9}")
 
 
-# -- the index ---------------------------------------------------------------------------------
-
-
-def _cursor(conn: Connection) -> int | None:
-    value = conn.execute(
-        select(ReviewState.last_seq).where(ReviewState.id == _STATE_ID)
-    ).scalar_one_or_none()
-    return None if value is None else int(value)
-
-
-def _new_reads(last: int | None) -> Any:
-    stmt = select(AuditEvent.seq, AuditEvent.canonical).where(
-        AuditEvent.action == "document.read", AuditEvent.decision == "allow"
-    )
-    if last is not None:
-        stmt = stmt.where(AuditEvent.seq > last)
-    return stmt.order_by(AuditEvent.seq)
-
-
-def day_of(event_time: str, tz: ZoneInfo) -> str:
-    """The calendar day (YYYY-MM-DD) in ``tz`` of an RFC 3339 event time."""
-    t = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
-    return t.astimezone(tz).date().isoformat()
-
-
-def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> None:
-    actor, doc_id = event.get("actor"), event.get("document_id")
-    if not actor or not doc_id or not isinstance(event.get("time"), str):
-        return
-    purpose = event.get("purpose")
-    client = event.get("client")
-    issuer = client.get("token_issuer") if isinstance(client, dict) else None
-    day = day_of(event["time"], tz)
-    # Only a pending item is joined: a read after the item was decided is new, unreviewed
-    # access and opens an item of its own.  Reads through a token someone else issued are
-    # kept apart from the reader's own, so the reviewer sees who held the credential.
-    existing = conn.execute(
-        select(ReviewItem.seq)
-        .where(
-            ReviewItem.actor == actor,
-            ReviewItem.document_id == doc_id,
-            ReviewItem.purpose.is_not_distinct_from(purpose),
-            ReviewItem.day == day,
-            ReviewItem.status == "pending",
-            ReviewItem.token_issuer.is_not_distinct_from(issuer),
-        )
-        .order_by(ReviewItem.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if existing is not None:
-        conn.execute(
-            update(ReviewItem)
-            .where(ReviewItem.seq == existing)
-            .values(reads=ReviewItem.reads + 1, last_seq=seq)
-        )
-        return
-    conn.execute(
-        insert(ReviewItem).values(
-            seq=seq,
-            actor=actor,
-            case_id=event.get("case_id"),
-            document_id=doc_id,
-            purpose=purpose,
-            day=day,
-            time=event["time"],
-            reads=1,
-            last_seq=seq,
-            status="pending",
-            token_issuer=issuer,
-        )
-    )
-
-
-def sync_index(vault: Vault) -> int:
-    """Fold new allowed reads of non-disclosed documents into review items; returns how many.
-
-    A deferred read first checks whether anything is new, so the common case takes no write
-    lock.  Each batch is one ``BEGIN IMMEDIATE`` transaction that re-reads the cursor, upserts
-    the items and advances the cursor, so concurrent callers (server threads, the CLI) never
-    fold an event twice.  Events commit in seq order (seq is assigned under the write lock),
-    so nothing can appear later below the cursor.
-    """
-    tz = ZoneInfo(vault.settings.timezone)
-    with vault.audit_engine.connect() as conn:
-        if conn.execute(_new_reads(_cursor(conn)).limit(1)).first() is None:
-            return 0
-    writer = vault.audit_engine.execution_options(kinko_write=True)
-    folded = 0
-    while True:
-        with writer.begin() as conn:
-            last = _cursor(conn)
-            rows = conn.execute(_new_reads(last).limit(_BATCH)).all()
-            if not rows:
-                return folded
-            for row in rows:
-                event = json.loads(row.canonical)
-                # "disclosed" reads need no purpose and open no review (SPEC §6).
-                if event.get("reason") == "ok":
-                    _fold(conn, int(row.seq), event, tz)
-            top = int(rows[-1].seq)
-            if last is None:
-                conn.execute(insert(ReviewState).values(id=_STATE_ID, last_seq=top))
-            else:
-                conn.execute(
-                    update(ReviewState).where(ReviewState.id == _STATE_ID).values(last_seq=top)
-                )
-            folded += len(rows)
-        if len(rows) < _BATCH:
-            return folded
+def sync(vault: Vault) -> int:
+    """Bring the review index up to date with the log before answering from it."""
+    return sync_index(vault.audit_engine, ZoneInfo(vault.settings.timezone))
 
 
 # -- who may review what -----------------------------------------------------------------------
@@ -236,7 +124,7 @@ def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
             raise BadRequest(
                 "status must be pending, confirmed, flagged or all", code="invalid_status"
             )
-        sync_index(ctx.vault)
+        sync(ctx.vault)
         # Nobody reviews their own reads, so they are not offered to them either.
         stmt = select(ReviewItem).where(ReviewItem.actor != ctx.principal.name)
         if wanted != "all":
@@ -274,7 +162,7 @@ def _parse_decision(body: JsonBody) -> tuple[str, str | None]:
 def submit(ctx: Ctx, raw_seq: str, body: JsonBody) -> dict[str, Any]:
     vault = ctx.vault
     with ctx.scope("review.submit") as ev:
-        sync_index(vault)
+        sync(vault)
         not_found = NotFound("review item not found", code="review_not_found")
         if not _SEQ_RE.fullmatch(raw_seq):
             raise not_found
@@ -397,7 +285,7 @@ def daily_report(ctx: Ctx, raw_date: str | None, fmt: str | None) -> dict[str, A
         if fmt not in (None, "json", "csv"):
             raise BadRequest("format must be json or csv", code="invalid_format")
         day = parse_day(raw_date, ZoneInfo(ctx.vault.settings.timezone))
-        sync_index(ctx.vault)
+        sync(ctx.vault)
         rep = report(ctx.vault, day, cases)
         ev.allow()
         return rep
@@ -418,14 +306,14 @@ def coverage(ctx: Ctx, raw_days: str | None) -> dict[str, Any]:
                 f"older_than_days must be an integer from 0 to {MAX_OLDER_THAN_DAYS}",
                 code="invalid_older_than_days",
             )
-        sync_index(ctx.vault)
+        sync(ctx.vault)
         cutoff = format_time(datetime.now(UTC) - timedelta(days=days))
         with ctx.vault.audit_engine.connect() as conn:
             reads = conn.execute(select(func.count()).select_from(ReviewItem)).scalar_one()
             by_status = dict(
-                conn.execute(select(ReviewItem.status, func.count()).group_by(ReviewItem.status))
-                .tuples()
-                .all()
+                conn.execute(
+                    select(ReviewItem.status, func.count()).group_by(ReviewItem.status)
+                ).all()
             )
             older = conn.execute(
                 select(func.count())

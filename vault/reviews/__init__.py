@@ -1,1 +1,0 @@
-"""Access review (点検・確認, SPEC §6): every confidential read is reconciled by someone else."""
