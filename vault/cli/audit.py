@@ -15,40 +15,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from vault.audit.bundle import verify_bundle, write_bundle
 from vault.audit.models import AuditEvent
 from vault.audit.tree import TreeReader
+from vault.cli._common import DataDir, console, err_console, load_settings, open_vault
 from vault.core import Vault
 from vault.errors import KinkoError
 
 audit_app = typer.Typer(no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
-]
-
-
-def _open(data_dir: Path | None) -> Vault:
-    from vault.cli.main import load_settings
-
-    settings = load_settings(data_dir)
-    if not (settings.data_dir / "audit.db").exists():
-        err_console.print(f"[red]no vault in {settings.data_dir}")
-        raise typer.Exit(2)
-    return Vault.open(settings, start_audit_writer=False)
 
 
 @audit_app.command("public-key")
 def public_key(data_dir: DataDir = None) -> None:
     """Print the checkpoint verifier key (signed-note format name+hash+base64)."""
-    vault = _open(data_dir)
+    vault = open_vault(data_dir, needs="audit")
     try:
         assert vault.audit.signer is not None
         print(vault.audit.signer.verifier_key())
@@ -59,7 +42,7 @@ def public_key(data_dir: DataDir = None) -> None:
 @audit_app.command("checkpoint")
 def checkpoint(data_dir: DataDir = None) -> None:
     """Cut a signed checkpoint over every event so far and print it."""
-    vault = _open(data_dir)
+    vault = open_vault(data_dir, needs="audit")
     try:
         note = vault.audit.cut_checkpoint(force=True)
         if note is None:
@@ -84,7 +67,7 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """Query the audit log with the API's filters; a table, or JSON lines with --json."""
-    vault = _open(data_dir)
+    vault = open_vault(data_dir, needs="audit")
     try:
         events = list(
             _query_all(vault, actor, case_id, document_id, action, decision, since, until, limit)
@@ -188,7 +171,7 @@ def export(
     if out.exists():
         err_console.print(f"[red]{out} exists; give a new directory")
         raise typer.Exit(2)
-    vault = _open(data_dir)
+    vault = open_vault(data_dir, needs="audit")
     try:
         n = export_snapshot(vault, out, since_seq)
     finally:
@@ -226,7 +209,7 @@ def verify(
         if bundle is not None:
             err_console.print("[red]give either a bundle or --data-dir, not both")
             raise typer.Exit(2)
-        vault = _open(data_dir)
+        vault = open_vault(data_dir, needs="audit")
         try:
             assert vault.audit.signer is not None
             vkey = vault.audit.signer.verifier_key()
@@ -245,7 +228,6 @@ def verify(
 
 
 def _anchored_notes() -> list[str]:
-    from vault.cli.main import load_settings
     from vault.core import open_anchor
 
     settings = load_settings()

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from vault.cli._common import DataDir, console, err_console, open_vault
 from vault.errors import KinkoError
 
 case_app = typer.Typer(no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
-]
 
 
 @case_app.command("shred")
@@ -32,7 +24,6 @@ def shred(
     ] = False,
 ) -> None:
     """Crypto-shred a closed case: destroy its key, so none of its documents can be read again."""
-    from vault.cli.keys import open_vault
     from vault.keys import admin as keys_admin
 
     if not confirm:

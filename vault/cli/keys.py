@@ -7,43 +7,15 @@ safe for it).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from vault.core import Vault
+from vault.cli._common import DataDir, console, err_console, open_vault
 from vault.errors import KinkoError
 
 keys_app = typer.Typer(no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
-]
-
-
-def open_vault(data_dir: Path | None) -> Vault:
-    from vault.cli.main import load_settings
-    from vault.keys import KeyProviderUnavailable
-
-    try:
-        settings = load_settings(data_dir)
-    except ValueError as exc:
-        err_console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
-    if not (settings.data_dir / "catalog.db").exists() and settings.database_url is None:
-        err_console.print(f"[red]no vault in {settings.data_dir}")
-        raise typer.Exit(2)
-    try:
-        return Vault.open(settings, start_audit_writer=False)
-    except KeyProviderUnavailable as exc:
-        err_console.print(f"[red]key provider unusable: {exc}")
-        raise typer.Exit(2) from None
 
 
 @keys_app.command("rotate")

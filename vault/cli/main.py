@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vault.settings import Settings
+from vault.cli._common import DataDir, load_settings
 
 app = typer.Typer(
     help="Kinko: an encrypted, stage-aware document vault for public procurement.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
-]
-
-
-def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @app.command()

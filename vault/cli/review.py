@@ -10,19 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from vault.cli._common import DataDir, load_settings
 from vault.errors import KinkoError
 
 review_app = typer.Typer(no_args_is_help=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
-]
 
 
 class ReportFormat(StrEnum):
@@ -49,7 +44,6 @@ def report_cmd(
     """Print the day's reads of every case and their review state (like the API's report)."""
     from zoneinfo import ZoneInfo
 
-    from vault.cli.main import load_settings
     from vault.core import Vault
     from vault.services import reviews as service
 

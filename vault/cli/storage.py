@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -12,16 +11,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from vault.audit.log import AuditLog
 from vault.audit.records import cli_record
+from vault.cli._common import DataDir, load_settings
 from vault.storage import BlobStore, LocalBlobStore, StorageError
 from vault.storage.migrate import migrate, read_switch, write_switch
 
 storage_app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="KINKO_DATA_DIR", help="Data directory of the vault."),
-]
 
 
 @storage_app.command("migrate")
@@ -35,7 +30,6 @@ def migrate_cmd(
     twice.  Restart the server afterwards; until then it keeps writing locally, and those
     blobs stay readable and are copied by the next run.
     """
-    from vault.cli.main import load_settings
     from vault.core import open_anchor
     from vault.db import make_engine
     from vault.storage.s3 import S3BlobStore
@@ -144,7 +138,6 @@ def gc_cmd(
     from sqlalchemy.exc import SQLAlchemyError
 
     from vault.catalog.models import Version
-    from vault.cli.main import load_settings
     from vault.core import open_anchor, open_blob_store
     from vault.db import make_engine
     from vault.storage.gc import delete_orphans, find_orphans
