@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from vault.api.deps import Body, UserCtx, body_schema
-from vault.api.schemas import CaseCreate, MemberSet, TransitionCreate
 from vault.services import cases
+from vault.services.schemas import CaseCreate, MemberSet, TransitionCreate
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 

@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from vault.api.deps import AnyCtx, Body, UserCtx, body_schema
-from vault.api.schemas import DocumentList, FinalSet
+from vault.api.schemas import DocumentList
 from vault.errors import BadRequest
 from vault.services import documents
 from vault.services.context import Ctx
 from vault.services.documents import OpenedRead
+from vault.services.schemas import FinalSet
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 

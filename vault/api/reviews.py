@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from vault.api.deps import Body, UserCtx, body_schema
 from vault.services import reviews as service
+from vault.services.schemas import ReviewDecision
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
-
-
-class ReviewDecision(BaseModel):
-    verdict: Literal["confirmed", "flagged"]
-    note: str | None = Field(default=None, max_length=service.NOTE_MAX)
 
 
 def wants_csv(accept: str | None) -> bool:

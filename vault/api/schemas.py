@@ -1,39 +1,10 @@
-"""Request and response shapes, for validation-free documentation of the JSON API."""
+"""Response shapes of the JSON API (request bodies: ``vault.services.schemas``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
-
-class UserCreate(BaseModel):
-    name: str
-    display_name: str | None = None
-    roles: list[str] = Field(default_factory=list)
-
-
-class TokenCreate(BaseModel):
-    ttl_seconds: int | None = None
-
-
-class CaseCreate(BaseModel):
-    number: str
-    title: str
-
-
-class MemberSet(BaseModel):
-    roles: list[str]
-    expires_at: str | None = None
-
-
-class TransitionCreate(BaseModel):
-    stage: str
-    at: str | None = None
-
-
-class FinalSet(BaseModel):
-    version: int
 
 
 class DocumentItem(BaseModel):

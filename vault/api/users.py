@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from vault.api.deps import Body, UserCtx, body_schema
-from vault.api.schemas import TokenCreate, UserCreate
 from vault.services import users
+from vault.services.schemas import TokenCreate, UserCreate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 

@@ -26,6 +26,7 @@ from vault.errors import BadRequest, Conflict, NotFound
 from vault.keys import is_shredded
 from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso, view_of, visible_case
+from vault.services.schemas import CaseCreate, MemberSet, TransitionCreate
 
 # A transition "now" may be a little in the past by the time it reaches the server; anything
 # older would rewrite history that readers have already been judged against.
@@ -35,11 +36,10 @@ _PAST_TOLERANCE = timedelta(seconds=5)
 def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
     with ctx.scope("case.create") as ev:
         ctx.vault.guard.require_case_creator(ctx.principal)
-        data = body.require()
-        number, title = data.get("number"), data.get("title")
+        req = body.parse(CaseCreate)
         try:
-            number = validate_case_number(number)
-            title = validate_title(title)
+            number = validate_case_number(req.number)
+            title = validate_title(req.title)
         except DomainError as e:
             raise BadRequest(e.message, code=e.code) from None
         idem_key = idempotency.parse_key(ctx.idempotency_key)
@@ -234,10 +234,8 @@ def set_member(ctx: Ctx, case_id: str, name: str, body: JsonBody) -> dict[str, A
         with ctx.vault.write_session() as s:
             case, view = visible_case(ctx, s, case_id, now)
             ctx.vault.guard.require_case_action(view, ctx.principal, "@members", "manage")
-            data = body.require()
-            roles, expires_at = data.get("roles"), data.get("expires_at")
-            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-                raise BadRequest("roles must be a list of case roles", code="invalid_roles")
+            req = body.parse(MemberSet)
+            roles, expires_at = req.roles, req.expires_at
             try:
                 role_list = validate_case_roles(roles)
             except DomainError as e:
@@ -288,10 +286,10 @@ def transition(ctx: Ctx, case_id: str, body: JsonBody) -> dict[str, Any]:
         with ctx.vault.write_session() as s:
             case, view = visible_case(ctx, s, case_id, now)
             ctx.vault.guard.require_case_action(view, ctx.principal, "@transitions", "manage")
-            data = body.require()
-            stage, at = data.get("stage"), data.get("at")
+            req = body.parse(TransitionCreate)
+            at = req.at
             try:
-                stage = validate_stage(stage)
+                stage = validate_stage(req.stage)
             except DomainError as e:
                 raise BadRequest(e.message, code=e.code) from None
             idem_key = idempotency.parse_key(ctx.idempotency_key)

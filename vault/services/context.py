@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from vault.audit.records import RequestInfo
@@ -17,6 +18,9 @@ from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.errors import BadRequest, NotFound
 from vault.services.errors import translate
+from vault.services.schemas import RequestBody
+
+B = TypeVar("B", bound=RequestBody)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,19 @@ class JsonBody:
         if self.data is None:
             raise BadRequest(self.problem or "a JSON object is required", code="invalid_json")
         return self.data
+
+    def parse(self, model: type[B]) -> B:
+        """The body validated by its schema; 400 with the failing field's code otherwise."""
+        data = self.require()
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err.get("loc") else ""
+            if err.get("type") == "extra_forbidden":
+                raise BadRequest(f"unknown field: {field}", code="unknown_field") from None
+            code = model.codes.get(field, "invalid_body")
+            raise BadRequest(f"{field}: {err.get('msg')}", code=code) from None
 
 
 @dataclass

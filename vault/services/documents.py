@@ -54,6 +54,7 @@ from vault.services.context import (
     view_of,
     visible_case,
 )
+from vault.services.schemas import FinalSet
 from vault.storage import BlobNotFound, BlobReader
 
 READ_CHUNK = 1 << 20
@@ -476,9 +477,7 @@ def finalize(ctx: Ctx, doc_id: str, body: JsonBody) -> dict[str, Any]:
     ):
         doc, _case, view = _visible_document(ctx, s, ev, doc_id)
         ctx.vault.guard.require_write(view, doc.doc_class)
-        version = body.require().get("version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise BadRequest("version must be an integer", code="invalid_version")
+        version = body.parse(FinalSet).version
         ev.set(version=version)
         if not 1 <= version <= doc.latest_version:
             raise BadRequest("no such version", code="unknown_version")

@@ -26,12 +26,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from vault.audit.log import format_time
-from vault.audit.reviews import STATUSES, VERDICTS, ReviewItem, sync_index
+from vault.audit.reviews import STATUSES, ReviewItem, sync_index
 from vault.audit.scope import AuditScope
 from vault.catalog.queries import active_memberships, membership_grants
 from vault.core import Vault
 from vault.errors import AuditUnavailable, BadRequest, Conflict, NotFound
 from vault.services.context import Ctx, JsonBody, view_of
+from vault.services.schemas import ReviewDecision
 
 # Fields of an item in ``GET /api/v1/reviews`` and of a report row (and the CSV header order).
 LIST_FIELDS = (
@@ -62,7 +63,6 @@ REPORT_FIELDS = (
     "token_issuer",
     "membership_granted_by",
 )
-NOTE_MAX = 2000
 MAX_OLDER_THAN_DAYS = 36500
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SEQ_RE = re.compile(r"[0-9]{1,18}")
@@ -142,18 +142,8 @@ def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
 
 
 def _parse_decision(body: JsonBody) -> tuple[str, str | None]:
-    data = body.require()
-    unknown = set(data) - {"verdict", "note"}
-    if unknown:
-        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
-    verdict = data.get("verdict")
-    if verdict not in VERDICTS:
-        raise BadRequest("verdict must be confirmed or flagged", code="invalid_verdict")
-    note = data.get("note")
-    if note is not None and not isinstance(note, str):
-        raise BadRequest("note must be a string", code="invalid_note")
-    if note is not None and len(note) > NOTE_MAX:
-        raise BadRequest(f"note must be at most {NOTE_MAX} characters", code="invalid_note")
+    req = body.parse(ReviewDecision)
+    verdict, note = req.verdict, req.note
     if verdict == "flagged" and (note is None or not note.strip()):
         raise BadRequest("a flagged read needs a note saying why", code="note_required")
     return str(verdict), (note or None)

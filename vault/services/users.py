@@ -21,6 +21,7 @@ from vault.domain import DomainError, validate_global_roles, validate_user_name
 from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
 from vault.services.context import Ctx, JsonBody, iso
+from vault.services.schemas import TokenCreate, UserCreate
 
 TOKEN_PREFIX = "kinko_"  # noqa: S105 - a public prefix, not a secret.
 BOOTSTRAP_TTL = timedelta(days=3650)
@@ -168,18 +169,10 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
     with ctx.scope("user.create") as ev:
         _require_admin(ctx)
         data = body.require()
-        name, display_name, roles = (
-            data.get("name"),
-            data.get("display_name"),
-            data.get("roles", []),
-        )
-        if not isinstance(name, str):
-            raise BadRequest("name is required", code="invalid_user_name")
-        ev.set(target=name)
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise BadRequest("roles must be a list of strings", code="invalid_roles")
-        if display_name is not None and not isinstance(display_name, str):
-            raise BadRequest("display_name must be a string", code="invalid_display_name")
+        if isinstance(data.get("name"), str):
+            ev.set(target=data["name"])  # named in the log even when the rest is refused
+        req = body.parse(UserCreate)
+        name, display_name, roles = req.name, req.display_name, req.roles
         try:
             validate_user_name(name)
             role_list = validate_global_roles(roles)
@@ -225,11 +218,7 @@ def _parse_ttl(ctx: Ctx, body: JsonBody) -> int:
             "token creation does not take an Idempotency-Key: the token is shown only once",
             code="idempotency_not_supported",
         )
-    ttl_seconds = body.require().get("ttl_seconds")
-    if ttl_seconds is not None and (
-        isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)
-    ):
-        raise BadRequest("ttl_seconds must be an integer", code="invalid_ttl")
+    ttl_seconds = body.parse(TokenCreate).ttl_seconds
     ttl = ctx.vault.settings.token_default_ttl_seconds if ttl_seconds is None else ttl_seconds
     if not 60 <= ttl <= 10 * 365 * 24 * 3600:
         raise BadRequest("ttl_seconds must be between 60 and 315360000", code="invalid_ttl")

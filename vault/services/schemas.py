@@ -1,0 +1,69 @@
+"""Request bodies: one pydantic model each, which both validates the body and documents it.
+
+Services validate a body inside their audit scope (``JsonBody.parse``), so a malformed body is
+a logged 400 like any other refusal; the API uses the same models for its OpenAPI schema.
+Types are checked strictly (``"3"`` is not a number, ``true`` is not an integer); the values'
+own rules (case number syntax, known roles, time formats) stay with the domain and services,
+which give each its stable error code.  ``codes`` names the error code of each field.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NOTE_MAX = 2000
+
+
+class RequestBody(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    codes: ClassVar[dict[str, str]] = {}
+
+
+class UserCreate(RequestBody):
+    name: str
+    display_name: str | None = None
+    roles: list[str] = Field(default_factory=list)
+    codes: ClassVar[dict[str, str]] = {
+        "name": "invalid_user_name",
+        "display_name": "invalid_display_name",
+        "roles": "invalid_roles",
+    }
+
+
+class TokenCreate(RequestBody):
+    ttl_seconds: int | None = Field(default=None, description="60 to 315360000 seconds.")
+    codes: ClassVar[dict[str, str]] = {"ttl_seconds": "invalid_ttl"}
+
+
+class CaseCreate(RequestBody):
+    number: str
+    title: str
+    codes: ClassVar[dict[str, str]] = {"number": "invalid_case_number", "title": "invalid_title"}
+
+
+class MemberSet(RequestBody):
+    roles: list[str]
+    expires_at: str | None = Field(default=None, description="RFC 3339 time in the future.")
+    codes: ClassVar[dict[str, str]] = {"roles": "invalid_roles", "expires_at": "invalid_time"}
+
+
+class TransitionCreate(RequestBody):
+    stage: str
+    at: str | None = Field(default=None, description="RFC 3339; a future time schedules it.")
+    codes: ClassVar[dict[str, str]] = {"stage": "invalid_stage", "at": "invalid_time"}
+
+
+class FinalSet(RequestBody):
+    version: int
+    codes: ClassVar[dict[str, str]] = {"version": "invalid_version"}
+
+
+class ReviewDecision(RequestBody):
+    # A decision is a record of its own: anything but these two fields is refused rather
+    # than silently dropped, so a reviewer never believes a field was kept.
+    model_config = ConfigDict(strict=True, extra="forbid")
+    verdict: Literal["confirmed", "flagged"]
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    codes: ClassVar[dict[str, str]] = {"verdict": "invalid_verdict", "note": "invalid_note"}
