@@ -12,8 +12,14 @@ from sqlalchemy.orm import Session
 from vault.audit.records import RequestInfo
 from vault.audit.scope import AuditScope
 from vault.authz import CaseView, Principal
-from vault.catalog.models import Case, Document
-from vault.catalog.queries import MAX_ID, find_case, find_document, stage_and_roles
+from vault.catalog.models import Case
+from vault.catalog.queries import (
+    MAX_ID,
+    DocumentRef,
+    find_case,
+    find_document_ref,
+    stage_and_roles,
+)
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.errors import BadRequest, NotFound
@@ -114,20 +120,18 @@ def visible_case(
     return case, view
 
 
-def document_and_view(
+def document_ref_and_view(
     ctx: Ctx, session: Session, doc_id: str, at: datetime | None = None
-) -> tuple[Document | None, Case | None, CaseView | None]:
-    """The document, its case and the caller's view of the case; all None when it is missing.
+) -> tuple[DocumentRef | None, CaseView | None]:
+    """The document's decision columns and the caller's view of its case; (None, None) when
+    it is missing.
 
     As for cases, a missing document still costs the view's statement, so a 404 for a hidden
     document and for one that never existed take the same time.
     """
-    found = find_document(session, doc_id)
-    if found is None:
-        view_of(ctx, session, doc_id[:MAX_ID], at)
-        return None, None, None
-    doc, case = found
-    return doc, case, view_of(ctx, session, case.id, at)
+    ref = find_document_ref(session, doc_id)
+    view = view_of(ctx, session, ref.case_id if ref is not None else doc_id[:MAX_ID], at)
+    return (ref, view) if ref is not None else (None, None)
 
 
 def iso(t: datetime | None) -> str | None:

@@ -25,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.audit.scope import AuditScope
+from vault.authz import CaseView
 from vault.catalog.models import Case, Document, IdempotencyRecord, Version
-from vault.catalog.queries import evaluator_ids, user_names
+from vault.catalog.queries import evaluator_ids, find_document, user_names
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
 from vault.domain import (
@@ -48,7 +49,7 @@ from vault.services import idempotency
 from vault.services.context import (
     Ctx,
     JsonBody,
-    document_and_view,
+    document_ref_and_view,
     iso,
     load_case,
     view_of,
@@ -157,20 +158,23 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
 
 def _visible_document(
     ctx: Ctx, s: Session, ev: AuditScope, doc_id: str
-) -> tuple[Document, Case, Any]:
+) -> tuple[Document, Case, CaseView]:
     """The document, its case and the caller's view; 404 when missing or not to be known.
 
     The event names the case and class even when the answer is 404: only auditors see the
-    log, and a denied attempt must be findable by case.
+    log, and a denied attempt must be findable by case.  The rows themselves are loaded only
+    once the caller may know of the document.
     """
-    doc, case, view = document_and_view(ctx, s, doc_id)
-    if doc is not None and case is not None:
-        ev.set(case_id=case.id, cls=doc.doc_class)
+    ref, maybe_view = document_ref_and_view(ctx, s, doc_id)
+    if ref is not None:
+        ev.set(case_id=ref.case_id, cls=ref.cls)
     view = ctx.vault.guard.require_document(
-        view, doc.doc_class if doc else None, doc.final_version if doc else None
+        maybe_view, ref.cls if ref else None, ref.final_version if ref else None
     )
-    if doc is None or case is None:  # unreachable after require_document; for the type checker
+    found = find_document(s, ref.id) if ref is not None else None
+    if found is None:  # deleted between the two statements (or unreachable): the same 404
         raise NotFound("document not found", code="document_not_found")
+    doc, case = found
     return doc, case, view
 
 
