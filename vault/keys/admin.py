@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +25,6 @@ from sqlalchemy.orm import Session
 from vault.audit.records import cli_record
 from vault.catalog.models import Case, Document, Version
 from vault.catalog.queries import stage_and_roles
-from vault.core import Vault
 from vault.errors import BadRequest, Conflict, NotFound
 from vault.keys.errors import KeyAdminError, KeyUnavailable
 from vault.keys.keyring import SHREDDED_KEY, is_shredded
@@ -32,6 +32,28 @@ from vault.keys.kms import AwsKmsKeyProvider
 from vault.keys.local import LocalKeyProvider
 from vault.keys.provider import KeyProvider
 from vault.storage import BlobNotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import sessionmaker
+
+    from vault.audit.log import AuditLog
+    from vault.keys.keyring import Keyring
+    from vault.storage import BlobStore
+
+
+class Vault(Protocol):
+    """The parts of the assembled vault (``vault.core.Vault``) that key administration uses.
+
+    Named here rather than imported, because ``vault.core`` is built from this package: key
+    administration depends on what a vault offers, not on how it is assembled.
+    """
+
+    read_session: sessionmaker[Session]
+    write_session: sessionmaker[Session]
+    keys: Keyring
+    blobs: BlobStore
+    audit: AuditLog
+
 
 UNREADABLE = "?"
 
