@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    func,
     insert,
     select,
     update,
@@ -114,8 +115,8 @@ def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> No
     issuer = client.get("token_issuer") if isinstance(client, dict) else None
     day = day_of(event["time"], tz)
     # Only a pending item is joined: a read after the item was decided is new, unreviewed
-    # access and opens an item of its own.  Reads through a token someone else issued are
-    # kept apart from the reader's own, so the reviewer sees who held the credential.
+    # access and opens an item of its own.  Grouping is otherwise unchanged (user, document,
+    # purpose, day); an item names a token issuer as soon as any of its reads carried one.
     existing = conn.execute(
         select(ReviewItem.seq)
         .where(
@@ -124,7 +125,6 @@ def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> No
             ReviewItem.purpose.is_not_distinct_from(purpose),
             ReviewItem.day == day,
             ReviewItem.status == "pending",
-            ReviewItem.token_issuer.is_not_distinct_from(issuer),
         )
         .order_by(ReviewItem.seq.desc())
         .limit(1)
@@ -133,7 +133,11 @@ def _fold(conn: Connection, seq: int, event: dict[str, Any], tz: ZoneInfo) -> No
         conn.execute(
             update(ReviewItem)
             .where(ReviewItem.seq == existing)
-            .values(reads=ReviewItem.reads + 1, last_seq=seq)
+            .values(
+                reads=ReviewItem.reads + 1,
+                last_seq=seq,
+                token_issuer=func.coalesce(ReviewItem.token_issuer, issuer),
+            )
         )
         return
     conn.execute(
