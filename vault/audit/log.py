@@ -31,6 +31,7 @@ from vault.audit.bundle import checkpoint_reason
 from vault.audit.merkle import leaf_hash
 from vault.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode
 from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint
+from vault.audit.records import build_record, system_info
 from vault.audit.tree import TreeReader
 from vault.errors import AuditUnavailable, BadRequest
 
@@ -343,11 +344,13 @@ class AuditLog:
             self.insert_events(
                 conn,
                 [
-                    {
-                        "action": "audit.checkpoint",
-                        "decision": "allow",
-                        "reason": checkpoint_reason(size, root),
-                    }
+                    build_record(
+                        system_info("checkpoint"),
+                        actor=None,
+                        action="audit.checkpoint",
+                        decision="allow",
+                        reason=checkpoint_reason(size, root),
+                    )
                 ],
             )
             return note
