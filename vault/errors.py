@@ -7,6 +7,7 @@ KinkoError                 (status, code, message)
 ├── NotFound               404  does not exist, or is not visible to the caller
 ├── Conflict               409  state does not allow it (transition not forward, ...)
 ├── Gone                   410  destroyed for good (a crypto-shredded case)
+├── RequestTimeout         408  an upload's body stopped arriving
 ├── PreconditionFailed     412  If-Match did not match the latest version
 ├── Unprocessable          422  well-formed but semantically invalid body
 ├── IntegrityFailure       500  stored ciphertext failed authentication
@@ -55,6 +56,11 @@ class Conflict(KinkoError):
 class Gone(KinkoError):
     status = 410
     code = "gone"
+
+
+class RequestTimeout(KinkoError):
+    status = 408
+    code = "request_timeout"
 
 
 class PreconditionFailed(KinkoError):

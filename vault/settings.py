@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # Checkpoints are cut at least this often while events arrive (SPEC §5: at most 10 s).
     checkpoint_interval_seconds: float = Field(default=10.0, gt=0, le=10)
     token_default_ttl_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+    # Uploads streaming at once, each holding a worker thread while its body arrives; the rest
+    # wait (holding no thread), so slow uploads never starve the other requests.
+    upload_concurrency: int = Field(default=16, ge=1, le=1000)
+    # An upload whose body sends nothing for this long is refused (408) and leaves nothing.
+    upload_idle_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("timezone")
     @classmethod

@@ -379,3 +379,114 @@ def test_403_names_neither_class_nor_stage(scene: Scene) -> None:
         message = resp.json()["error"]["message"]
         assert "budget" not in message
         assert "drafting" not in message
+
+
+# -- second review: puppets, descendants, stalled uploads, odd encodings -------------------------
+
+
+def test_the_issuer_cannot_review_a_read_made_through_their_puppet(scene: Scene) -> None:
+    # The admin becomes a supervisor of the case and reads through the drafter's token, which
+    # the admin minted: the read is the admin's own for review purposes.
+    scene.admin.set_member(scene.case, "admin", ["supervisor"])
+    try:
+        purpose = {"X-Access-Purpose": quote(f"傀儡 {uuid.uuid4().hex[:6]}", safe="")}
+        resp = scene.drafter.http.get(f"/api/v1/documents/{scene.budget}/content", headers=purpose)
+        (event,) = events_of(scene.auditor, resp)
+        offered = scene.admin.http.get("/api/v1/reviews").json()["items"]
+        assert not [i for i in offered if i["seq"] == event["seq"]]
+        decided = scene.admin.http.post(
+            f"/api/v1/reviews/{event['seq']}", json={"verdict": "confirmed"}
+        )
+        assert decided.status_code == 403, decided.text
+        assert decided.json()["error"]["code"] == "own_read"
+        # Someone else (another supervisor) still can.
+        ok = scene.sup.http.post(f"/api/v1/reviews/{event['seq']}", json={"verdict": "confirmed"})
+        assert ok.status_code == 200, ok.text
+    finally:
+        scene.admin.http.delete(f"/api/v1/cases/{scene.case}/members/admin")
+
+
+def test_an_admin_issuing_for_someone_is_named_not_their_own_issuer(server, scene: Scene) -> None:  # type: ignore[no-untyped-def]
+    admin2 = server.user("ho-admin2", ["admin"])  # its token is marked "admin"
+    scene.admin.http.post("/api/v1/users", json={"name": "ho-target"})
+    tok = admin2.http.post("/api/v1/users/ho-target/tokens", json={})
+    assert tok.status_code == 201, tok.text
+    assert tok.json()["issued_by"] == "ho-admin2"
+
+
+def test_revoking_a_marked_token_revokes_what_was_minted_with_it(server, scene: Scene) -> None:  # type: ignore[no-untyped-def]
+    scene.admin.http.post("/api/v1/users", json={"name": "ho-victim"})
+    parent = scene.admin.create_token("ho-victim")
+    victim = server.client(parent["token"])
+    child = victim.http.post("/api/v1/me/tokens", json={"ttl_seconds": 315360000}).json()
+    grandchild_client = server.client(child["token"])
+    grandchild = grandchild_client.http.post("/api/v1/me/tokens", json={}).json()
+    assert victim.http.delete(f"/api/v1/me/tokens/{parent['id']}").status_code == 204
+    for token in (child["token"], grandchild["token"]):
+        assert server.client(token).http.get("/api/v1/me").status_code == 401
+
+
+def test_disabling_an_admin_stops_the_tokens_they_issued(server, scene: Scene) -> None:  # type: ignore[no-untyped-def]
+    admin3 = server.user("ho-admin3", ["admin"])
+    scene.admin.http.post("/api/v1/users", json={"name": "ho-puppet3"})
+    puppet = server.client(admin3.create_token("ho-puppet3")["token"])
+    assert puppet.http.get("/api/v1/me").status_code == 200
+    assert scene.admin.http.post("/api/v1/users/ho-admin3/disable").status_code == 200
+    assert puppet.http.get("/api/v1/me").status_code == 401
+
+
+def test_a_refused_marked_token_still_names_its_issuer(server, scene: Scene) -> None:  # type: ignore[no-untyped-def]
+    scene.admin.http.post("/api/v1/users", json={"name": "ho-revoked"})
+    tok = scene.admin.create_token("ho-revoked")
+    assert (
+        scene.admin.http.delete(f"/api/v1/users/ho-revoked/tokens/{tok['id']}").status_code == 204
+    )
+    resp = server.client(tok["token"]).http.get("/api/v1/me")
+    assert resp.status_code == 401
+    (event,) = events_of(scene.auditor, resp)
+    assert (event["action"], event["reason"]) == ("auth.fail", "token_revoked")
+    assert event["client"]["token_issuer"] == "admin"
+
+
+@pytest.mark.parametrize("sent", ["a%E2%80%A8b", "a%E2%80%A9b"])
+def test_unicode_line_separators_in_a_purpose_are_refused(scene: Scene, sent: str) -> None:
+    resp = scene.drafter.http.get(
+        f"/api/v1/documents/{scene.budget}/content", headers={"X-Access-Purpose": sent}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "purpose_invalid"
+
+
+def test_an_unusable_purpose_on_a_disclosed_read_is_not_recorded(scene: Scene) -> None:
+    _case, doc = announced_case(scene)
+    resp = scene.outsider.http.get(
+        f"/api/v1/documents/{doc}/content", headers={"X-Access-Purpose": "line1%0D%0Aline2%00"}
+    )
+    assert resp.status_code == 200
+    (event,) = events_of(scene.auditor, resp)
+    assert (event["reason"], event["purpose"]) == ("disclosed", None)
+
+
+def test_utf16_json_cannot_slip_past_the_depth_limit(scene: Scene) -> None:
+    body = ("[" * 900 + '"∀"' + "]" * 900).encode("utf-16-le")
+    resp = scene.drafter.http.post(
+        "/api/v1/cases", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("raw", [b'"1', b'1"', b"0", b'"0"'])
+def test_half_quoted_or_zero_if_match_is_400(scene: Scene, raw: bytes) -> None:
+    resp = scene.drafter.http.put(
+        f"/api/v1/documents/{scene.budget}/content", headers={"If-Match": raw}, content=b"x"
+    )
+    assert resp.status_code == 400, resp.text
+
+
+def test_version_zero_is_400(scene: Scene) -> None:
+    resp = scene.drafter.http.get(
+        f"/api/v1/documents/{scene.budget}/content", params={"version": "0"}, headers=PURPOSE
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "invalid_version"

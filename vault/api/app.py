@@ -6,6 +6,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 flush=True,
             )
         app.state.vault = vault
+        # Uploads run in worker threads of their own allowance, not the shared one that every
+        # other request (authentication included) needs: see vault.api.documents.
+        app.state.upload_limiter = CapacityLimiter(settings.upload_concurrency)
         try:
             yield
         finally:

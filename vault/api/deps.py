@@ -117,6 +117,12 @@ async def json_body(request: Request) -> JsonBody:
     raw = bytes(buf)
     if not raw.strip():
         return JsonBody({}, None)
+    # JSON exchanged between systems is UTF-8 (RFC 8259 §8.1).  json.loads would also guess
+    # UTF-16/32 from the bytes, which the depth scan below (of UTF-8 bytes) cannot follow.
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return JsonBody(None, "body must be UTF-8 JSON")
     if _too_deep(raw):
         return JsonBody(None, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from anyio import from_thread
+from anyio import fail_after, from_thread, to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from vault.api.deps import AnyCtx, Body, UserCtx, body_schema
 from vault.api.schemas import DocumentList
-from vault.errors import BadRequest
+from vault.errors import BadRequest, RequestTimeout
 from vault.services import documents
 from vault.services.context import Ctx
 from vault.services.documents import OpenedRead
@@ -56,12 +56,13 @@ CONTENT_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def body_chunks(request: Request) -> Iterator[bytes]:
+def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
     """The request body as a blocking iterator, for a service running in a worker thread.
 
     The body arrives on the event loop; each step hops to it once and brings back about
     ``UPLOAD_BATCH`` bytes, so thread hops cost nothing and memory stays flat.  A client that
-    disconnects mid-upload becomes a 400 ``incomplete_upload``, recorded by the service.
+    disconnects mid-upload becomes a 400 ``incomplete_upload``, and one that stops sending for
+    ``idle_timeout`` seconds a 408 ``upload_stalled``; both are recorded by the service.
     """
     stream = request.stream().__aiter__()
     done = False
@@ -75,10 +76,15 @@ def body_chunks(request: Request) -> Iterator[bytes]:
         try:
             while size < UPLOAD_BATCH:
                 try:
-                    chunk = await stream.__anext__()
+                    with fail_after(idle_timeout):
+                        chunk = await stream.__anext__()
                 except StopAsyncIteration:
                     done = True
                     break
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"the upload sent nothing for {idle_timeout:g} s", code="upload_stalled"
+                    ) from None
                 if chunk:
                     pending.append(chunk)
                     size += len(chunk)
@@ -97,7 +103,15 @@ def body_chunks(request: Request) -> Iterator[bytes]:
 
 
 async def _upload(request: Request, ctx: Ctx, target: documents.UploadTarget) -> dict[str, Any]:
-    return await run_in_threadpool(documents.upload, ctx, target, body_chunks(request))
+    # The upload holds its worker thread while the body arrives, however slowly the client
+    # sends, so uploads take threads from their own limiter: a crowd of slow uploads queues
+    # here (holding no thread) instead of starving every other request of the shared pool.
+    settings = ctx.vault.settings
+    chunks = body_chunks(request, settings.upload_idle_timeout_seconds)
+    result: dict[str, Any] = await to_thread.run_sync(
+        documents.upload, ctx, target, chunks, limiter=request.app.state.upload_limiter
+    )
+    return result
 
 
 @router.post(

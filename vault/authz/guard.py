@@ -32,6 +32,8 @@ class Principal:
     roles: frozenset[str] = frozenset()
     # Who minted the token in use, when it was not its holder (see RequestInfo.token_issuer).
     token_issuer: str | None = None
+    # The id of the token in use (None for anonymous callers and internal principals).
+    token_id: str | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -262,7 +264,11 @@ class Guard:
         return cases
 
     def require_reviewer(
-        self, principal: Principal, view: CaseView | None, reader: str | None
+        self,
+        principal: Principal,
+        view: CaseView | None,
+        reader: str | None,
+        reader_token_issuer: str | None = None,
     ) -> None:
         """Decide who may review one read: never the reader (four eyes).
 
@@ -277,8 +283,21 @@ class Guard:
                     "only a supervisor of the case or an auditor may review its reads",
                     code="reviewer_required",
                 )
-        if reader is not None and reader == principal.name:
+        if self.own_read(principal, reader, reader_token_issuer):
             raise Forbidden("nobody may review their own read", code="own_read")
+
+    @staticmethod
+    def own_read(principal: Principal, reader: str | None, reader_token_issuer: str | None) -> bool:
+        """Whether a read counts as the reviewer's own (four eyes, SPEC §6).
+
+        It does when the reviewer made it, when it was made through a token the reviewer
+        issued (a puppet), or when the reviewer acts through a token the reader issued.  Two
+        tokens minted by one third person are not refused here (decisions stay as the issue
+        on puppet tokens asks); both the read and the decision then carry that issuer's mark.
+        """
+        if principal.name is not None and principal.name in (reader, reader_token_issuer):
+            return True
+        return principal.token_issuer is not None and principal.token_issuer == reader
 
     def require_coverage_reader(self, principal: Principal) -> None:
         self.require_global(

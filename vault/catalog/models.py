@@ -56,6 +56,8 @@ class Token(Base):
     # The user who minted this token when it was not its holder (an admin issuing one for
     # someone else), inherited by tokens minted with it: events made with it name the issuer.
     issued_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The token this one was minted with: revoking a token revokes what was minted with it.
+    parent_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
 
 
 class Case(Base):

@@ -144,7 +144,8 @@ def check_purpose(purpose: str | None) -> str:
         )
     if len(purpose) > PURPOSE_MAX:
         raise DomainError("purpose_invalid", f"the purpose is longer than {PURPOSE_MAX} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in purpose):
+    # Cc: NUL, CR, LF, TAB...; Zl/Zp: U+2028/U+2029, which many viewers show as line breaks.
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in purpose):
         raise DomainError(
             "purpose_invalid", "the purpose holds control characters (line breaks, NUL, ...)"
         )
@@ -155,10 +156,11 @@ _ASCII_INT = re.compile(r"[0-9]{1,9}")
 
 
 def parse_positive_int(raw: str) -> int | None:
-    """ASCII decimal digits only (``①`` and Arabic-Indic digits are not numbers here)."""
+    """A positive integer in ASCII decimal digits (``①`` and Arabic-Indic digits are not)."""
     if not _ASCII_INT.fullmatch(raw):
         return None
-    return int(raw)
+    number = int(raw)
+    return number if number >= 1 else None
 
 
 @dataclass(frozen=True)

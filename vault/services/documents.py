@@ -15,6 +15,7 @@ Both run inside one audit scope opened here, like every other service call.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from vault.storage import BlobNotFound, BlobReader
 
 READ_CHUNK = 1 << 20
 
+log = logging.getLogger("kinko.documents")
+
 
 # -- header decoding -----------------------------------------------------------------------------
 
@@ -84,7 +87,10 @@ def parse_if_match(value: str | None) -> int | None:
     v = value.strip()
     if v.startswith("W/"):
         v = v[2:]
-    number = parse_positive_int(v.strip('"'))
+    # An entity tag is quoted; a bare number is accepted too, a half-quoted one is not.
+    if len(v) >= 2 and v[0] == v[-1] == '"':
+        v = v[1:-1]
+    number = parse_positive_int(v)
     if number is None:
         raise BadRequest('If-Match must be a version ETag such as "3"', code="invalid_if_match")
     return number
@@ -405,7 +411,7 @@ def _commit(
             vault.guard.require_write(view, plan.cls)
             rec = idempotency.lookup(s, ctx, plan.idem_key, plan.idem_scope, fp)
             if rec is not None:
-                vault.blobs.delete(blob_name)
+                _discard(ctx, blob_name)
                 ev.set(document_id=rec.resource_id, version=rec.version)
                 result = _replay_result(ctx, s, rec, create=plan.create)
                 ev.allow(reason="idempotent_replay")
@@ -467,11 +473,23 @@ def _commit(
             ev.allow()
             s.commit()
     except BaseException:
-        vault.blobs.delete(blob_name)
+        _discard(ctx, blob_name)
         raise
     if plan.create:
         return {"id": plan.doc_id, "class": plan.cls, "title": plan.title, "version": 1}
     return {"version": plan.version}
+
+
+def _discard(ctx: Ctx, blob_name: str) -> None:
+    """Remove the blob of a write that did not become visible.
+
+    A failure to delete must not replace the error the caller should see (a 409 or 412): the
+    blob is ciphertext nobody references, which ``kinko storage gc`` collects later.
+    """
+    try:
+        ctx.vault.blobs.delete(blob_name)
+    except Exception:
+        log.warning("could not remove the blob of a failed write; storage gc will", exc_info=True)
 
 
 def finalize(ctx: Ctx, doc_id: str, body: JsonBody) -> dict[str, Any]:
@@ -555,7 +573,8 @@ def _read(
     with ctx.scope("document.read", document_id=doc_id) as ev:
         requested = parse_version(raw_version)
         if raw_purpose is not None:
-            # What was sent is recorded (decoded, capped) even when it is refused below.
+            # What was sent is recorded (decoded, capped) even when it is refused below; a
+            # read that needs no purpose keeps it only if it is a usable one (below).
             sent = decode_header_text(raw_purpose)
             ev.set(purpose=sent[:500] if sent else None)
         with vault.read_session() as s:
@@ -574,6 +593,13 @@ def _read(
             ev.set(version=grant.version)
             if grant.purpose_required:
                 ev.set(purpose=_purpose_of(raw_purpose))
+            else:
+                # Disclosed content needs no purpose; an unusable header is not recorded as if
+                # it were one (it could hold line breaks posing as several report rows).
+                try:
+                    ev.set(purpose=_purpose_of(raw_purpose) if raw_purpose is not None else None)
+                except BadRequest:
+                    ev.set(purpose=None)
             row = s.get(Version, (doc.id, grant.version))
             if row is None:
                 raise IntegrityFailure(

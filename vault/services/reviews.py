@@ -132,7 +132,14 @@ def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
         if cases is not None:
             stmt = stmt.where(ReviewItem.case_id.in_(sorted(cases)))
         with ctx.vault.audit_engine.connect() as conn:
-            items = [_row(r, LIST_FIELDS) for r in conn.execute(stmt.order_by(ReviewItem.seq))]
+            rows = conn.execute(stmt.order_by(ReviewItem.seq))
+            # Reads the caller made through someone's token, or made through a token the caller
+            # issued, are theirs too: not offered (the guard refuses them as own reads).
+            items = [
+                _row(r, LIST_FIELDS)
+                for r in rows
+                if not ctx.vault.guard.own_read(ctx.principal, r.actor, r.token_issuer)
+            ]
         _with_grants(ctx.vault, items)
         ev.allow()
         return {"items": items}
@@ -167,7 +174,7 @@ def submit(ctx: Ctx, raw_seq: str, body: JsonBody) -> dict[str, Any]:
         if item.case_id is not None:
             with vault.read_session() as s:
                 view = view_of(ctx, s, item.case_id)
-        vault.guard.require_reviewer(ctx.principal, view, item.actor)
+        vault.guard.require_reviewer(ctx.principal, view, item.actor, item.token_issuer)
         verdict, note = _parse_decision(body)
         return _decide(ctx, ev, seq, verdict, note)
 

@@ -46,6 +46,7 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     actor: str | None = None
+    issuer: str | None = None
     reason = "invalid_token"
     if scheme.lower() == "bearer" and token:
         with vault.read_session() as s:
@@ -63,16 +64,20 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
                     reason = "token_expired"
                 elif user.disabled:
                     reason = "user_disabled"
-                else:
-                    issuer = None
-                    if tok.issued_by is not None and tok.issued_by != user.id:
-                        issuer = s.scalar(select(User.name).where(User.id == tok.issued_by))
+                if tok.issued_by is not None and tok.issued_by != user.id:
+                    issuer = s.scalar(select(User.name).where(User.id == tok.issued_by))
+                if reason == "invalid_token":
                     return Principal(
-                        user.id, user.name, frozenset(user.role_list), token_issuer=issuer
+                        user.id,
+                        user.name,
+                        frozenset(user.role_list),
+                        token_issuer=issuer,
+                        token_id=tok.id,
                     )
     else:
         reason = "malformed_authorization"
-    ctx = Ctx(vault, Principal(None, actor), info)
+    # A refused marked token still names its issuer, like every event made with it.
+    ctx = Ctx(vault, Principal(None, actor, token_issuer=issuer), info)
     with ctx.scope("auth.fail"):
         raise Unauthenticated("invalid, expired or revoked token", code=reason)
 
@@ -228,14 +233,15 @@ def _parse_ttl(ctx: Ctx, body: JsonBody) -> int:
 def _issuer_id(ctx: Ctx, s: Any, holder: User) -> int | None:
     """Whom a new token for ``holder`` is marked with: None for a user minting their own.
 
-    A token minted for someone else is marked with its minter; a token minted with a marked
-    token inherits that mark, so a puppet token cannot launder itself by minting another.
+    A token minted for someone else is marked with the account that minted it; a token a
+    user mints with a marked token inherits that mark, so a puppet token cannot launder
+    itself by minting another.
     """
+    if holder.id != ctx.principal.user_id:
+        return ctx.principal.user_id
     if ctx.principal.token_issuer is not None:
         issuer = s.scalar(select(User.id).where(User.name == ctx.principal.token_issuer))
         return None if issuer is None else int(issuer)
-    if holder.id != ctx.principal.user_id:
-        return ctx.principal.user_id
     return None
 
 
@@ -249,6 +255,7 @@ def _mint(ctx: Ctx, s: Any, holder: User, ttl: int) -> tuple[Token, str]:
         created_at=now,
         expires_at=now + timedelta(seconds=ttl),
         issued_by=_issuer_id(ctx, s, holder),
+        parent_id=ctx.principal.token_id,
     )
     s.add(tok)
     if holder.id != ctx.principal.user_id:
@@ -280,6 +287,27 @@ def notify_token_issued(ctx: Ctx, s: Any, holder: User, tok: Token) -> None:
                 created_at=now,
             )
         )
+
+
+def revoke_with_descendants(s: Any, roots: list[str], now: Any) -> int:
+    """Revoke tokens and every token minted with them, transitively; returns how many.
+
+    Revoking a puppet token must not leave a child it minted alive (and unannounced).
+    """
+    seen: set[str] = set()
+    frontier = list(roots)
+    while frontier:
+        seen.update(frontier)
+        children = s.scalars(select(Token.id).where(Token.parent_id.in_(frontier))).all()
+        frontier = [c for c in children if c not in seen]
+    if not seen:
+        return 0
+    result = s.execute(
+        update(Token)
+        .where(Token.id.in_(sorted(seen)), Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount or 0)
 
 
 def _token_out(tok: Token, token: str | None = None) -> dict[str, Any]:
@@ -356,9 +384,8 @@ def revoke_own_token(ctx: Ctx, token_id: str) -> None:
         tok = s.get(Token, token_id) if len(token_id) <= 32 else None
         if tok is None or tok.user_id != ctx.principal.user_id:
             raise NotFound("token not found", code="token_not_found")
-        if tok.revoked_at is None:
-            tok.revoked_at = ctx.now()
-        ev.allow()
+        revoked = revoke_with_descendants(s, [tok.id], ctx.now())
+        ev.allow(f"revoked={revoked}")
         s.commit()
 
 
@@ -400,9 +427,8 @@ def revoke_token(ctx: Ctx, name: str, token_id: str) -> None:
             tok = s.get(Token, token_id) if len(token_id) <= 32 else None
             if tok is None or tok.user_id != user.id:
                 raise NotFound("token not found", code="token_not_found")
-            if tok.revoked_at is None:
-                tok.revoked_at = ctx.now()
-            ev.allow()
+            revoked = revoke_with_descendants(s, [tok.id], ctx.now())
+            ev.allow(f"revoked={revoked}")
             s.commit()
 
 
@@ -416,11 +442,11 @@ def disable_user(ctx: Ctx, name: str) -> dict[str, Any]:
             user.disabled = True
             now = ctx.now()
             # Tokens are revoked outright, so re-enabling a user never revives an old token.
-            s.execute(
-                update(Token)
-                .where(Token.user_id == user.id, Token.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            ev.allow()
+            # So are the tokens this user issued for others (and whatever was minted with
+            # them): a disabled admin's puppets must stop with the admin.
+            own = s.scalars(select(Token.id).where(Token.user_id == user.id)).all()
+            issued = s.scalars(select(Token.id).where(Token.issued_by == user.id)).all()
+            revoked = revoke_with_descendants(s, [*own, *issued], now)
+            ev.allow(f"revoked={revoked}")
             s.commit()
             return {"name": user.name, "roles": user.role_list, "disabled": True}

@@ -1,4 +1,4 @@
-"""who issued a token, who granted a membership, idempotency fingerprints, notifications
+"""token issuers and parents, membership grantors, idempotency fingerprints, notifications
 
 Revision ID: c0003
 Revises: c0002
@@ -20,6 +20,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("tokens") as batch_op:
         batch_op.add_column(sa.Column("issued_by", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("parent_id", sa.String(length=32), nullable=True))
+        batch_op.create_index("ix_tokens_parent_id", ["parent_id"], unique=False)
     with op.batch_alter_table("memberships") as batch_op:
         batch_op.add_column(sa.Column("granted_by", sa.Integer(), nullable=True))
     with op.batch_alter_table("idempotency") as batch_op:
@@ -51,4 +53,6 @@ def downgrade() -> None:
     with op.batch_alter_table("memberships") as batch_op:
         batch_op.drop_column("granted_by")
     with op.batch_alter_table("tokens") as batch_op:
+        batch_op.drop_index("ix_tokens_parent_id")
+        batch_op.drop_column("parent_id")
         batch_op.drop_column("issued_by")
