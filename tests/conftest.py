@@ -22,6 +22,23 @@ from clients import KinkoClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def require_tool(name: str, package: str | None = None) -> str:
+    """The path of a system tool pip cannot install; skip (naming it) when it is absent.
+
+    ``.ci/run`` installs every such tool and sets ``KINKO_REQUIRE_ALL=1``, which turns the skip
+    into a failure, so CI can never pass by skipping what it should have tested.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    reason = f"needs {name} (Debian package {package or name}), which is not installed"
+    if os.environ.get("KINKO_REQUIRE_ALL") == "1":
+        pytest.fail(f"{reason}; KINKO_REQUIRE_ALL=1 forbids skipping")
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

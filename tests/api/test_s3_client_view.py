@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import KinkoServer, make_server
+from conftest import KinkoServer, make_server, require_tool
 from s3_support import (  # noqa: F401  (fixtures are found by pytest through the import)
     _moto_endpoint,
     _s3_client,
@@ -52,8 +51,7 @@ def populated(
 
 
 def _rclone(endpoint: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    rclone = shutil.which("rclone")
-    assert rclone, "rclone (Debian package) must be installed; .ci/run installs it"
+    rclone = require_tool("rclone")
     aws = aws_env_for_subprocess()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))},
