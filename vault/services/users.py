@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vault.audit.records import RequestInfo, build_record, system_info
+from vault.audit.scope import AuditScope
 from vault.authz import Principal
 from vault.authz.guard import ANONYMOUS
 from vault.catalog.models import Case, Membership, Notification, Token, User
@@ -270,9 +271,11 @@ def notify_token_issued(ctx: Ctx, s: Any, holder: User, tok: Token) -> None:
     a token that acts as the holder.  Nothing waits for them; they can revoke it."""
     now = ctx.now()
     recipients = {holder.id}
-    for m in active_memberships(s, holder.id, now):
+    cases = [m.case_id for m in active_memberships(s, holder.id, now)]
+    if cases:
+        # Every unexpired membership of those cases in one statement; supervisors among them.
         for other in s.scalars(
-            select(Membership).where(Membership.case_id == m.case_id, active_membership(now))
+            select(Membership).where(Membership.case_id.in_(cases), active_membership(now))
         ):
             if "supervisor" in other.role_list:
                 recipients.add(other.user_id)
@@ -326,18 +329,7 @@ def create_token(ctx: Ctx, name: str, body: JsonBody) -> dict[str, Any]:
             user = _user(s, name)
             if user.disabled:
                 raise Conflict("the user is disabled", code="user_disabled")
-            tok, token = _mint(ctx, s, user, ttl)
-            s.flush()
-            ev.allow("issued_for_other" if tok.issued_by is not None else "ok")
-            s.commit()
-            return {**_token_out(tok, token), "issued_by": _name_of(s, tok.issued_by)}
-
-
-def _name_of(s: Any, user_id: int | None) -> str | None:
-    if user_id is None:
-        return None
-    name = s.scalar(select(User.name).where(User.id == user_id))
-    return None if name is None else str(name)
+            return _issue(ctx, ev, s, user, ttl)
 
 
 def create_own_token(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
@@ -348,18 +340,31 @@ def create_own_token(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             user = s.get(User, ctx.principal.user_id)
             if user is None or user.disabled:
                 raise Unauthenticated("authentication required", code="user_disabled")
-            tok, token = _mint(ctx, s, user, ttl)
-            s.flush()
-            ev.allow("issued_for_other" if tok.issued_by is not None else "ok")
-            s.commit()
-            return {**_token_out(tok, token), "issued_by": _name_of(s, tok.issued_by)}
+            return _issue(ctx, ev, s, user, ttl)
+
+
+def _issue(ctx: Ctx, ev: AuditScope, s: Any, holder: User, ttl: int) -> dict[str, Any]:
+    """Mint, record (event first, then the commit) and answer with the token shown once."""
+    tok, token = _mint(ctx, s, holder, ttl)
+    s.flush()
+    ev.allow("issued_for_other" if tok.issued_by is not None else "ok")
+    s.commit()
+    issuer = None
+    if tok.issued_by is not None:
+        issuer = user_names(s, {tok.issued_by}).get(tok.issued_by)
+    return {**_token_out(tok, token), "issued_by": issuer}
 
 
 def list_own_tokens(ctx: Ctx) -> dict[str, Any]:
     with ctx.scope("token.list", target=ctx.principal.name), ctx.vault.read_session() as s:
-        rows = s.scalars(
-            select(Token).where(Token.user_id == ctx.principal.user_id).order_by(Token.created_at)
+        rows = list(
+            s.scalars(
+                select(Token)
+                .where(Token.user_id == ctx.principal.user_id)
+                .order_by(Token.created_at)
+            )
         )
+        issuers = user_names(s, {t.issued_by for t in rows if t.issued_by is not None})
         now = ctx.now()
         return {
             "tokens": [
@@ -369,7 +374,7 @@ def list_own_tokens(ctx: Ctx) -> dict[str, Any]:
                     "expires_at": iso(t.expires_at),
                     "revoked_at": iso(t.revoked_at),
                     "active": t.revoked_at is None and t.expires_at > now,
-                    "issued_by": _name_of(s, t.issued_by),
+                    "issued_by": issuers.get(t.issued_by) if t.issued_by else None,
                 }
                 for t in rows
             ]
