@@ -556,6 +556,13 @@ def _purpose_of(raw: str | None) -> str:
         raise BadRequest(e.message, code=e.code) from None
 
 
+def _usable_purpose(text: str | None) -> str | None:
+    try:
+        return check_purpose(text)
+    except DomainError:
+        return None
+
+
 def read(ctx: Ctx, doc_id: str, version: str | None, purpose: str | None) -> OpenedRead:
     """A content read by a case member (rule 1) or of a disclosed final version (rule 2)."""
     return _read(ctx, doc_id, version, purpose, public=False)
@@ -572,11 +579,10 @@ def _read(
     vault = ctx.vault
     with ctx.scope("document.read", document_id=doc_id) as ev:
         requested = parse_version(raw_version)
-        if raw_purpose is not None:
-            # What was sent is recorded (decoded, capped) even when it is refused below; a
-            # read that needs no purpose keeps it only if it is a usable one (below).
-            sent = decode_header_text(raw_purpose)
-            ev.set(purpose=sent[:500] if sent else None)
+        # What was sent is recorded (decoded, capped) even when it is refused below; a read
+        # that needs no purpose keeps it only if it is a usable one (below).
+        sent = decode_header_text(raw_purpose)
+        ev.set(purpose=sent[:500] if sent else None)
         with vault.read_session() as s:
             doc, case, view = _visible_document(ctx, s, ev, doc_id)
             if public:
@@ -596,10 +602,7 @@ def _read(
             else:
                 # Disclosed content needs no purpose; an unusable header is not recorded as if
                 # it were one (it could hold line breaks posing as several report rows).
-                try:
-                    ev.set(purpose=_purpose_of(raw_purpose) if raw_purpose is not None else None)
-                except BadRequest:
-                    ev.set(purpose=None)
+                ev.set(purpose=_usable_purpose(sent))
             row = s.get(Version, (doc.id, grant.version))
             if row is None:
                 raise IntegrityFailure(
