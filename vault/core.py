@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.audit.anchor import S3Anchor
 from vault.audit.log import AuditLog
 from vault.audit.signing import load_or_create_signer
 from vault.authz import Guard
-from vault.db import AUDIT_MIGRATIONS, CATALOG_MIGRATIONS, make_engine, upgrade, writer
+from vault.catalog.cache import CatalogCache
+from vault.db import (
+    AUDIT_MIGRATIONS,
+    CATALOG_MIGRATIONS,
+    make_engine,
+    single_statement,
+    upgrade,
+    writer,
+)
 from vault.fsio import create_private
 from vault.keys import AwsKmsKeyProvider, KeyProvider, Keyring, LocalKeyProvider
 from vault.settings import Settings
@@ -100,6 +109,14 @@ class Vault:
     audit: AuditLog
     # The server key of idempotency fingerprints (vault.services.idempotency).
     idempotency_secret: bytes = b""
+    # Connections for the hot read path, which asks the catalog one statement per request.
+    lookup_engine: Engine | None = None
+    # Bearer token hash -> what it authenticates as (vault.services.users.authenticate).
+    tokens: CatalogCache[str, Any] = field(default_factory=CatalogCache)
+
+    def lookup(self) -> Connection:
+        """A catalog connection for exactly one read statement (no BEGIN, no ORM session)."""
+        return (self.lookup_engine or single_statement(self.catalog_engine)).connect()
 
     @classmethod
     def open(
@@ -141,17 +158,28 @@ class Vault:
         )
         if start_audit_writer:
             audit.start()
+        tokens: CatalogCache[str, Any] = CatalogCache(ttl=settings.cache_seconds)
+        write_session = sessionmaker(writer(catalog_engine), expire_on_commit=False)
+
+        @event.listens_for(write_session, "after_commit")
+        def _catalog_changed(_session: Session) -> None:
+            # Whatever this process changed in the catalog, no request after this commit may
+            # be answered from what the cache held before it (a revoked token, say).
+            tokens.invalidate()
+
         return cls(
             settings=settings,
             catalog_engine=catalog_engine,
             audit_engine=audit_engine,
             read_session=sessionmaker(catalog_engine, expire_on_commit=False),
-            write_session=sessionmaker(writer(catalog_engine), expire_on_commit=False),
+            write_session=write_session,
             blobs=blobs,
             keys=Keyring(provider),
             guard=guard,
             audit=audit,
             idempotency_secret=load_or_create_secret(data_dir / IDEMPOTENCY_KEY_FILE),
+            lookup_engine=single_statement(catalog_engine),
+            tokens=tokens,
         )
 
     def close(self) -> None:

@@ -50,10 +50,14 @@ def make_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:
         def _begin(conn: Any) -> None:
             # Write transactions take the lock when they begin, so a read-then-write can never
             # fail half-way on a lock upgrade; reads stay deferred and run beside the writer.
-            if conn.get_execution_options().get("kinko_write"):
+            options = conn.get_execution_options()
+            if options.get("kinko_write"):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
+            elif not options.get("kinko_single_statement"):
                 conn.exec_driver_sql("BEGIN")
+            # A connection that runs one statement needs no transaction of its own: SQLite
+            # reads that statement from one snapshot anyway, and BEGIN plus the rollback on
+            # release would double what a content read asks of the database.
 
     return engine
 
@@ -67,6 +71,11 @@ def upgrade(engine: Engine, script_location: Path, version_table: str) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
+
+
+def single_statement(engine: Engine) -> Engine:
+    """The same engine, for connections that run exactly one read statement each."""
+    return engine.execution_options(kinko_single_statement=True)
 
 
 def writer(engine: Engine) -> Engine:

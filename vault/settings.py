@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     upload_concurrency: int = Field(default=16, ge=1, le=1000)
     # An upload whose body sends nothing for this long is refused (408) and leaves nothing.
     upload_idle_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # How long a node keeps what the catalog said about a token (vault.catalog.cache): its own
+    # changes apply at once, another node's or the CLI's within this bound (0 turns it off).
+    cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
 
     @field_validator("timezone")
     @classmethod

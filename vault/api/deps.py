@@ -7,12 +7,13 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.audit.records import RequestInfo
 from vault.core import Vault
 from vault.services.context import Ctx, JsonBody
-from vault.services.users import authenticate, require_signed_in
+from vault.services.users import authenticate, cached_principal, require_signed_in
 
 REQUEST_ID_KEY = "kinko.request_id"
 
@@ -57,16 +58,26 @@ def request_info(request: Request) -> RequestInfo:
     )
 
 
-def optional_ctx(request: Request) -> Ctx:
-    """The caller, or anonymous; a presented but bad token is a logged 401."""
+async def optional_ctx(request: Request) -> Ctx:
+    """The caller, or anonymous; a presented but bad token is a logged 401.
+
+    A dependency declared ``def`` would cost every request a hop to a worker thread; a token
+    the cache knows needs none, so only a miss (which reads the catalog and may write an
+    ``auth.fail`` event) leaves the event loop.
+    """
     vault = get_vault(request)
     info = request_info(request)
-    principal = authenticate(vault, info, request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    principal = cached_principal(vault, authorization)
+    if principal is None:
+        principal = await run_in_threadpool(authenticate, vault, info, authorization)
     return Ctx(vault, principal, info, request.headers.get("idempotency-key"))
 
 
-def signed_in_ctx(ctx: Annotated[Ctx, Depends(optional_ctx)]) -> Ctx:
-    require_signed_in(ctx)
+async def signed_in_ctx(ctx: Annotated[Ctx, Depends(optional_ctx)]) -> Ctx:
+    if ctx.principal.anonymous:
+        # The refusal is written to the audit log, which blocks: off the event loop.
+        await run_in_threadpool(require_signed_in, ctx)
     return ctx
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from vault.audit.anchor import S3Anchor
 from vault.audit.bundle import checkpoint_reason
-from vault.audit.merkle import leaf_hash
+from vault.audit.merkle import CompactRange, leaf_hash
 from vault.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode
 from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint
 from vault.audit.records import build_record, system_info
@@ -109,6 +109,12 @@ class AuditLog:
         self._stopping = threading.Event()
         self._last_cut = time.monotonic()
         self._lock = threading.Lock()
+        # The Merkle frontier after the last commit this process made.  Re-reading it from the
+        # store cost more than the rest of an append; it is reused whenever the store's size
+        # still matches it (checked inside each write transaction, so an append by another
+        # process, the CLI say, is noticed and the frontier read again).
+        self._frontier: CompactRange | None = None
+        self._frontier_lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -231,19 +237,44 @@ class AuditLog:
 
     def _commit(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._engine.begin() as conn:
-            return self.insert_events(conn, records)
+            events, compact = self._insert(conn, records)
+        self._remember(compact)
+        return events
+
+    def _remember(self, compact: CompactRange) -> None:
+        """Keep the frontier of a committed transaction for the next append."""
+        with self._frontier_lock:
+            if self._frontier is None or compact.size > self._frontier.size:
+                self._frontier = compact
+
+    def _resume(self, conn: Connection, size: int) -> CompactRange:
+        """A compact range at ``size``: the remembered one when it is still current."""
+        with self._frontier_lock:
+            known = self._frontier
+        if known is not None and known.size == size:
+            return known.copy()
+        return TreeReader(conn).compact_range(size)
 
     def insert_events(
         self, conn: Connection, records: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Insert events and the tree nodes they complete, inside the caller's transaction."""
+        """Insert events and the tree nodes they complete, inside the caller's transaction.
+
+        The caller owns the transaction, so the frontier it ends with is not remembered: the
+        next append of this log sees a size it does not know and reads the frontier again.
+        """
+        return self._insert(conn, records)[0]
+
+    def _insert(
+        self, conn: Connection, records: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], CompactRange]:
         now = format_time(datetime.now(UTC))
         events: list[dict[str, Any]] = []
         # The next seq is read inside the write transaction, so appends from another process
         # (the CLI) interleave without gaps or duplicates.
         last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
         seq = -1 if last is None else int(last)
-        compact = TreeReader(conn).compact_range(seq + 1)
+        compact = self._resume(conn, seq + 1)
         rows = []
         nodes: list[dict[str, object]] = []
         for rec in records:
@@ -276,7 +307,7 @@ class AuditLog:
         conn.execute(insert(AuditEvent), rows)
         if nodes:
             conn.execute(insert(AuditTreeNode), nodes)
-        return events
+        return events, compact
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -341,7 +372,7 @@ class AuditLog:
             )
             # The log records its own checkpoints, so a checkpoint deleted from an export is
             # noticed by the verifier: the event naming it is still there.
-            self.insert_events(
+            _, compact = self._insert(
                 conn,
                 [
                     build_record(
@@ -353,7 +384,8 @@ class AuditLog:
                     )
                 ],
             )
-            return note
+        self._remember(compact)
+        return note
 
     def latest_checkpoint(self) -> str | None:
         with self._read_engine.connect() as conn:

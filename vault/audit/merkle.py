@@ -126,6 +126,13 @@ class CompactRange:
         cr.size = size
         return cr
 
+    def copy(self) -> CompactRange:
+        """An independent copy: appending to it leaves this range as it is."""
+        cr = CompactRange()
+        cr._stack = list(self._stack)
+        cr.size = self.size
+        return cr
+
     def frontier(self) -> list[tuple[int, int, bytes]]:
         """The perfect subtrees (level, index, hash) whose concatenation is leaves [0, size)."""
         return [

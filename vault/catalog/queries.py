@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from vault.catalog.models import Case, Document, Membership, Transition, User, Version
@@ -23,12 +23,12 @@ MAX_ID = 64
 _NO_ID = "-"
 
 
-def active_membership(at: datetime) -> ColumnElement[bool]:
+def active_membership(at: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """A membership that counts at ``at``: expired memberships count as absent."""
     return (Membership.expires_at.is_(None)) | (Membership.expires_at > at)
 
 
-def stage_at(case_id: Any, at: datetime) -> Select[Any]:
+def stage_at(case_id: Any, at: datetime | ColumnElement[Any]) -> Select[Any]:
     """The stage in force at ``at``: the latest non-cancelled transition with ``at <= t``."""
     return (
         select(Transition.stage)
@@ -177,3 +177,114 @@ def membership_grants(s: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str
         .where(Membership.case_id.in_(sorted(cases)))
     )
     return {(c, m): g for c, m, g in rows if (c, m) in pairs}
+
+
+# -- the content read in one statement -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """What serving one version needs: where its ciphertext is and its sealed key material."""
+
+    version: int
+    blob_name: str
+    size: int
+    sha256_sealed: bytes
+    wrapped_dek: bytes
+
+
+@dataclass(frozen=True)
+class ReadLookup:
+    """Everything a content read decides on and serves from, read in one statement."""
+
+    ref: DocumentRef
+    latest_version: int
+    wrapped_key: bytes
+    stage: str
+    roles: list[str]
+    # The requested (else the latest) version and the final one: the guard grants one of them.
+    versions: dict[int, StoredVersion]
+
+
+def _read_statement() -> Select[Any]:
+    wanted = aliased(Version, name="wanted")
+    final = aliased(Version, name="final")
+    user_id: BindParameter[int] = bindparam("user_id")
+    at: BindParameter[datetime] = bindparam("at", type_=Transition.at.type)
+    roles = (
+        select(Membership.roles)
+        .where(
+            Membership.case_id == Document.case_id,
+            Membership.user_id == user_id,
+            active_membership(at),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Document.id,
+            Document.case_id,
+            Document.doc_class,
+            Document.final_version,
+            Document.latest_version,
+            Case.wrapped_key,
+            stage_at(Document.case_id, at).scalar_subquery(),
+            roles,
+            *(
+                col
+                for v in (wanted, final)
+                for col in (v.version, v.blob_name, v.size, v.sha256_sealed, v.wrapped_dek)
+            ),
+        )
+        .join(Case, Case.id == Document.case_id)
+        .outerjoin(
+            wanted,
+            (wanted.document_id == Document.id)
+            & (wanted.version == func.coalesce(bindparam("requested"), Document.latest_version)),
+        )
+        .outerjoin(
+            final, (final.document_id == Document.id) & (final.version == Document.final_version)
+        )
+        .where(Document.id == bindparam("doc_id"), Document.latest_version > 0)
+    )
+
+
+# Built once: SQLAlchemy caches the compiled form, so each read pays only for executing it.
+_READ = _read_statement()
+
+
+def read_lookup(
+    conn: Connection, doc_id: str, user_id: int | None, at: datetime, requested: int | None
+) -> ReadLookup | None:
+    """The document, its case key, the stage in force, the caller's roles and the candidate
+    versions, in one indexed statement; None when the document does not exist.
+
+    A content read used to take eight statements in two ORM sessions for this; one statement
+    on a plain connection is what lets an audited read run near the speed of a file server.
+    A hidden document costs exactly what a visible one does up to the guard's decision, and a
+    missing one the same statement returning no row (no timing oracle).
+    """
+    row = conn.execute(
+        _READ,
+        {
+            "doc_id": doc_id if len(doc_id) <= MAX_ID else _NO_ID,
+            "user_id": user_id if user_id is not None else -1,
+            "at": at,
+            "requested": requested,
+        },
+    ).first()
+    if row is None:
+        return None
+    versions = {
+        int(row[i]): StoredVersion(int(row[i]), row[i + 1], int(row[i + 2]), row[i + 3], row[i + 4])
+        for i in (8, 13)
+        if row[i] is not None
+    }
+    return ReadLookup(
+        ref=DocumentRef(id=row[0], case_id=row[1], cls=row[2], final_version=row[3]),
+        latest_version=int(row[4]),
+        wrapped_key=row[5],
+        stage=row[6] or "drafting",
+        roles=[r for r in (row[7] or "").split(",") if r],
+        versions=versions,
+    )

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from vault.audit.scope import AuditScope
 from vault.authz import CaseView
 from vault.catalog.models import Case, Document, IdempotencyRecord, Version
-from vault.catalog.queries import evaluator_ids, find_document, user_names
+from vault.catalog.queries import MAX_ID, evaluator_ids, find_document, read_lookup, user_names
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
 from vault.domain import (
@@ -577,51 +577,58 @@ def _read(
     ctx: Ctx, doc_id: str, raw_version: str | None, raw_purpose: str | None, *, public: bool
 ) -> OpenedRead:
     vault = ctx.vault
+    guard = vault.guard
     with ctx.scope("document.read", document_id=doc_id) as ev:
         requested = parse_version(raw_version)
         # What was sent is recorded (decoded, capped) even when it is refused below; a read
         # that needs no purpose keeps it only if it is a usable one (below).
         sent = decode_header_text(raw_purpose)
         ev.set(purpose=sent[:500] if sent else None)
-        with vault.read_session() as s:
-            doc, case, view = _visible_document(ctx, s, ev, doc_id)
-            if public:
-                grant = vault.guard.public_read(view, doc.doc_class, doc.final_version)
-            else:
-                grant = vault.guard.content_read(
-                    ctx.principal,
-                    view,
-                    doc.doc_class,
-                    doc.latest_version,
-                    doc.final_version,
-                    requested,
-                )
-            ev.set(version=grant.version)
-            if grant.purpose_required:
-                ev.set(purpose=_purpose_of(raw_purpose))
-            else:
-                # Disclosed content needs no purpose; an unusable header is not recorded as if
-                # it were one (it could hold line breaks posing as several report rows).
-                ev.set(purpose=_usable_purpose(sent))
-            row = s.get(Version, (doc.id, grant.version))
-            if row is None:
-                raise IntegrityFailure(
-                    "the catalog names a missing version", code="integrity_error"
-                )
-            key = vault.keys.case_key(case.id, case.wrapped_key)
-            try:
-                digest = vault.keys.open_digest(key, doc.id, row.version, row.sha256_sealed)
-                dek = vault.keys.unwrap_dek(key, doc.id, row.version, row.wrapped_dek)
-            except (KeyUnavailable, IntegrityError):
-                # A sealed field that fails to open means the catalog row was altered or moved.
-                raise IntegrityFailure(
-                    "stored key material failed authentication", code="integrity_error"
-                ) from None
+        with vault.lookup() as conn:
+            found = read_lookup(conn, doc_id, ctx.principal.user_id, ctx.now(), requested)
+        if found is None:
+            # The view of a missing document is computed (and thrown away) like that of a
+            # hidden one, so that both refusals do the same work.
+            guard.case_view(ctx.principal, doc_id[:MAX_ID], "drafting", ())
+            guard.require_document(None, None, None)
+            raise NotFound("document not found", code="document_not_found")  # unreachable
+        ref = found.ref
+        ev.set(case_id=ref.case_id, cls=ref.cls)
+        view = guard.require_document(
+            guard.case_view(ctx.principal, ref.case_id, found.stage, found.roles),
+            ref.cls,
+            ref.final_version,
+        )
+        if public:
+            grant = guard.public_read(view, ref.cls, ref.final_version)
+        else:
+            grant = guard.content_read(
+                ctx.principal, view, ref.cls, found.latest_version, ref.final_version, requested
+            )
+        ev.set(version=grant.version)
+        if grant.purpose_required:
+            ev.set(purpose=_purpose_of(raw_purpose))
+        else:
+            # Disclosed content needs no purpose; an unusable header is not recorded as if
+            # it were one (it could hold line breaks posing as several report rows).
+            ev.set(purpose=_usable_purpose(sent))
+        row = found.versions.get(grant.version)
+        if row is None:
+            raise IntegrityFailure("the catalog names a missing version", code="integrity_error")
+        key = vault.keys.case_key(ref.case_id, found.wrapped_key)
+        try:
+            digest = vault.keys.open_digest(key, ref.id, row.version, row.sha256_sealed)
+            dek = vault.keys.unwrap_dek(key, ref.id, row.version, row.wrapped_dek)
+        except (KeyUnavailable, IntegrityError):
+            # A sealed field that fails to open means the catalog row was altered or moved.
+            raise IntegrityFailure(
+                "stored key material failed authentication", code="integrity_error"
+            ) from None
         try:
             reader = vault.blobs.open(row.blob_name)
         except BlobNotFound:
             raise IntegrityFailure("stored content is missing", code="content_missing") from None
-        chunks = _plaintext_chunks(reader, StreamDecryptor(dek, doc.id, row.version))
+        chunks = _plaintext_chunks(reader, StreamDecryptor(dek, ref.id, row.version))
         try:
             # The first chunk is decrypted and verified before the event is written and before
             # the response starts, so a swapped or corrupted blob is answered with an error

@@ -37,24 +37,52 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def _bearer(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def cached_principal(vault: Vault, authorization: str | None) -> Principal | None:
+    """The caller from the token cache, without touching the database; None when unknown.
+
+    This is the whole of authentication for most requests, so it runs on the event loop; a
+    miss (or anything refused) goes the full way through ``authenticate`` in a worker thread.
+    """
+    if authorization is None:
+        return ANONYMOUS
+    token = _bearer(authorization)
+    if token is None:
+        return None
+    hit = vault.tokens.get(hash_token(token))
+    if hit is None:
+        return None
+    principal, expires_at = hit
+    # A cached token still expires on time: past its instant the full path refuses it.
+    return principal if expires_at > utcnow() else None
+
+
 def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> Principal:
     """Resolve ``Authorization: Bearer``; a missing header is anonymous, a bad one is 401.
 
     Failed attempts are logged as ``auth.fail`` (and re-raised), so the log shows token guessing.
+    Accepted tokens are remembered in ``vault.tokens`` (see ``vault.catalog.cache`` for how
+    long, and why a revocation still applies at once).
     """
     if authorization is None:
         return ANONYMOUS
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
+    token = _bearer(authorization)
     actor: str | None = None
     issuer: str | None = None
     reason = "invalid_token"
-    if scheme.lower() == "bearer" and token:
+    if token is not None:
+        digest = hash_token(token)
+        generation = vault.tokens.generation
         with vault.read_session() as s:
             row = s.execute(
                 select(Token, User)
                 .join(User, User.id == Token.user_id)
-                .where(Token.token_hash == hash_token(token))
+                .where(Token.token_hash == digest)
             ).first()
             if row is not None:
                 tok, user = row.tuple()
@@ -68,13 +96,15 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
                 if tok.issued_by is not None and tok.issued_by != user.id:
                     issuer = s.scalar(select(User.name).where(User.id == tok.issued_by))
                 if reason == "invalid_token":
-                    return Principal(
+                    principal = Principal(
                         user.id,
                         user.name,
                         frozenset(user.role_list),
                         token_issuer=issuer,
                         token_id=tok.id,
                     )
+                    vault.tokens.put(digest, (principal, tok.expires_at), generation)
+                    return principal
     else:
         reason = "malformed_authorization"
     # A refused marked token still names its issuer, like every event made with it.
