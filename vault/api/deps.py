@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -28,7 +28,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        # 128 random bits as hex, like a UUID4 without the cost of building a UUID object (it
+        # showed up in the profile of every request).
+        request_id = secrets.token_hex(16)
         scope[REQUEST_ID_KEY] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -54,7 +56,7 @@ def request_info(request: Request) -> RequestInfo:
         ip=request.client.host if request.client else None,
         user_agent=ua[:500] if ua else None,
         device=device[:200] if device else None,
-        request_id=request.scope.get(REQUEST_ID_KEY) or uuid.uuid4().hex,
+        request_id=request.scope.get(REQUEST_ID_KEY) or secrets.token_hex(16),
     )
 
 

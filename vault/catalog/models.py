@@ -73,6 +73,9 @@ class Case(Base):
     # Set when the case was crypto-shredded (``kinko case shred``): ``wrapped_key`` is then
     # the empty tombstone and nothing of the case can be decrypted any more.
     shredded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Bumped by database triggers on every change to the case's documents (migration c0004);
+    # the sync manifest's ETag is built from it.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Membership(Base):

@@ -288,3 +288,24 @@ def read_lookup(
         roles=[r for r in (row[7] or "").split(",") if r],
         versions=versions,
     )
+
+
+def manifest_state(conn: Connection, user_id: int | None, at: datetime) -> list[tuple[Any, ...]]:
+    """What the caller's sync manifest depends on, in one statement: per unexpired membership,
+    the case, the caller's roles there, the stage in force at ``at``, whether the case was
+    shredded, and the case's revision (bumped by triggers on every change to its documents)."""
+    if user_id is None:
+        return []
+    rows = conn.execute(
+        select(
+            Membership.case_id,
+            Membership.roles,
+            stage_at(Membership.case_id, at).scalar_subquery(),
+            Case.shredded_at.is_not(None),
+            Case.revision,
+        )
+        .join(Case, Case.id == Membership.case_id)
+        .where(Membership.user_id == user_id, active_membership(at))
+        .order_by(Membership.case_id)
+    )
+    return [tuple(r) for r in rows]

@@ -3,12 +3,13 @@
 One answer lists the caller's cases (with the classes they may write now) and every document
 they may read right now, each at the version the content route would serve without ``version``
 (the latest for rule-1 readers, the final for rule-2-only readers).  The ETag is a SHA-256 over
-the canonical JSON of that answer without ``generated_at``, so it changes exactly when something
-the client mirrors changes: a new version or document, a new final, a stage change (scheduled
-ones included: the stage is judged at the request's instant), a membership added, changed,
-removed or expired.
+what that answer is computed from (``state_etag``), so it changes whenever something the client
+mirrors can change: a new version or document, a new final, a stage change (scheduled ones
+included: the stage is judged at the request's instant), a membership added, changed, removed
+or expired; a change in a case the caller does not belong to leaves it alone.
 
-Cost: one query for the caller's cases, one per case for the stage in force and the caller's
+Cost of an unchanged poll (304): one statement (``manifest_state``).  Cost of a full answer,
+besides: one query for the caller's cases, one per case for the stage in force and the caller's
 roles (the same statement every case route uses), one query for the documents of all those
 cases joined with the versions the answer names.  Decisions come from the guard's cached
 per-(roles, stage) permission set, never one Casbin ``enforce`` per document.
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from vault.authz import CaseView
 from vault.catalog.models import Case, Document, Version
-from vault.catalog.queries import member_cases
+from vault.catalog.queries import manifest_state, member_cases
 from vault.crypto import IntegrityError
 from vault.errors import Forbidden, Gone, IntegrityFailure, NotFound
 from vault.keys import KeyUnavailable
@@ -44,13 +45,6 @@ class ManifestAnswer:
     @property
     def not_modified(self) -> bool:
         return self.body is None
-
-
-def manifest_etag(body: dict[str, Any]) -> str:
-    """A strong ETag over the canonical JSON of the manifest, ``generated_at`` left out."""
-    stable = {k: v for k, v in body.items() if k != "generated_at"}
-    raw = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return f'"{hashlib.sha256(raw).hexdigest()}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -172,20 +166,44 @@ def build_manifest(ctx: Ctx, s: Session, now: datetime) -> dict[str, Any]:
     return {"generated_at": iso(now), "cases": cases_out, "documents": docs_out}
 
 
+def state_etag(ctx: Ctx, state: list[tuple[Any, ...]]) -> str:
+    """A strong ETag over everything the manifest is computed from (see ``manifest_state``).
+
+    The manifest is a function of the caller (id and global roles), their unexpired
+    memberships, each case's stage at the instant asked and its documents; the documents are
+    represented by the case's revision counter, which the database bumps on every change.  So
+    the tag changes whenever the manifest can, and an unchanged poll is answered from one
+    small statement instead of building (and decrypting) the whole manifest.
+    """
+    principal = ctx.principal
+    raw = json.dumps(
+        [principal.user_id, sorted(principal.roles), state],
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    ).encode()
+    return f'"{hashlib.sha256(raw).hexdigest()}"'
+
+
 def manifest(ctx: Ctx, if_none_match: str | None) -> ManifestAnswer:
     ev = ctx.scope("sync.manifest")
     try:
         now = ctx.now()
+        # The tag is taken before the manifest is built: a change in between then gives a newer
+        # body under the older tag, which the next poll replaces; never an old body under a new
+        # tag, which the client would keep.
+        with ctx.vault.lookup() as conn:
+            etag = state_etag(ctx, manifest_state(conn, ctx.principal.user_id, now))
+        if etag_matches(if_none_match, etag):
+            # SPEC §5: a 304 reveals nothing new and may go unlogged.  Sync clients poll every
+            # few seconds, so unchanged polls are not logged: the log records every answer that
+            # carried a manifest, and an unchanged poll adds nothing to what the last logged
+            # one showed.
+            return ManifestAnswer(etag=etag, body=None)
         with ctx.vault.read_session() as s:
             body = build_manifest(ctx, s, now)
-        etag = manifest_etag(body)
     except Exception as exc:
         ev.fail(exc)
-    if etag_matches(if_none_match, etag):
-        # SPEC §5: a 304 reveals nothing new and may go unlogged.  Sync clients poll every few
-        # seconds, so unchanged polls are not logged: the log records every answer that carried
-        # a manifest, and an unchanged poll adds nothing to what the last logged one showed.
-        return ManifestAnswer(etag=etag, body=None)
     # Fail closed: the event is committed before the manifest (titles, digests) leaves.
     ev.allow()
     return ManifestAnswer(etag=etag, body=body)
