@@ -279,6 +279,118 @@ def roundtrip(base_url: str, token: str, case_id: str, total: int, pid: int) -> 
     return out
 
 
+# --------------------------------------------------------------------------------------- listing
+
+
+def _median_ms(fn: Callable[[], None], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(1000 * sorted(times)[len(times) // 2], 2)
+
+
+def listing(srv: Any, user: Any, n_docs: int) -> dict[str, Any]:
+    """A case of ``n_docs`` small documents: the case listing, the full sync manifest and an
+    unchanged manifest poll (304), each timed from the client (median of several runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    case = user.create_case("BENCH-LIST", "一覧の測定")["id"]
+    log(f"listing: creating {n_docs} documents")
+
+    def one(i: int) -> None:
+        with srv.client(str(user.http.headers["Authorization"]).removeprefix("Bearer ")) as c:
+            for j in range(i, n_docs, 8):
+                c.create_document(case, "specification", f"一覧 {j:05d}.txt", b"x" * 64)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(8)))
+    http = user.http
+    path = f"/api/v1/cases/{case}/documents"
+    listed = http.get(path).json()["documents"]
+    first = http.get("/api/v1/sync/manifest")
+    etag = first.headers["ETag"]
+    full = len(first.json()["documents"])
+    poll = http.get("/api/v1/sync/manifest", headers={"If-None-Match": etag})
+    out = {
+        "listing_docs": n_docs,
+        "listing_reduced": n_docs < 10_000,
+        "listing_ok": len(listed) == n_docs and full >= n_docs and poll.status_code == 304,
+        "listing_ms": _median_ms(lambda: http.get(path).raise_for_status(), 7),
+        "manifest_ms": _median_ms(lambda: http.get("/api/v1/sync/manifest").raise_for_status(), 5),
+        "manifest_304_ms": _median_ms(
+            lambda: http.get("/api/v1/sync/manifest", headers={"If-None-Match": etag}), 21
+        ),
+    }
+    log(f"listing: {out}")
+    return out
+
+
+# --------------------------------------------------------------------------------------- counters
+
+
+def count_work(
+    srv: Any, tmp: Path, docs: dict[str, str], headers: dict[str, str], reads: int = 200
+) -> dict[str, Any]:
+    """Per-request counts of what a read asks of the machine (``counting_server.py`` on the
+    same data directory): SQL statements, thread hops, audit hand-offs, key unwraps, and the
+    server process's context switches.  Reads are serial, so each audit batch holds one event."""
+    port = _free_port()
+    log_path = tmp / "counting.log"
+    argv = [sys.executable, str(HERE / "counting_server.py")]
+    argv += ["--data-dir", str(srv.data_dir), "--port", str(port)]
+    with log_path.open("ab") as logf:
+        proc = subprocess.Popen(argv, env=srv.env, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"counting server failed:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+        out: dict[str, Any] = {}
+        ps = psutil.Process(proc.pid)
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            targets = {k: f"/api/v1/documents/{d}/content" for k, d in docs.items()}
+            etag = http.get("/api/v1/sync/manifest").headers["ETag"]
+            targets["manifest_304"] = "/api/v1/sync/manifest"
+            for label, path in targets.items():
+                extra = {"If-None-Match": etag} if label == "manifest_304" else {}
+                for _ in range(5):  # warm: caches filled, connection open
+                    http.get(path, headers=extra)
+                before = http.get("/__bench/counters").json()
+                switches = sum(ps.num_ctx_switches())
+                for _ in range(reads):
+                    r = http.get(path, headers=extra)
+                    if r.status_code not in (200, 304):
+                        raise RuntimeError(f"{label}: status {r.status_code}")
+                switches = sum(ps.num_ctx_switches()) - switches
+                after = http.get("/__bench/counters").json()
+                # The counters request itself hops nowhere and asks no SQL.
+                for name in sorted(set(after) | set(before)):
+                    delta = after.get(name, 0) - before.get(name, 0)
+                    out[f"per_{label}_{name}"] = round(delta / reads, 2)
+                out[f"per_{label}_ctx_switches"] = round(switches / reads, 1)
+        log(f"counters: {out}")
+        return out
+    finally:
+        stop_proc(proc)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # --------------------------------------------------------------------------------------- servers
 
 
@@ -398,9 +510,12 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
 
     kinko_errors = 0
     baseline_errors = 0
+    read_rss: dict[str, int] = {}
     for k in ("4k", "1m"):
         kt, bt = targets[k]
-        km = measure(kt, args.clients, args.duration, args.warmup)
+        with RssSampler(kinko_pid) as sampler:
+            km = measure(kt, args.clients, args.duration, args.warmup)
+        read_rss[k] = sampler.peak
         bm = measure(bt, args.clients, args.duration, args.warmup)
         kinko_errors += km["errors"]
         baseline_errors += bm["errors"]
@@ -415,6 +530,8 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
                 f"baseline_{k}_p99_ms": bm["p99_ms"],
             }
         )
+    result["peak_rss_reads_4k_mib"] = round(read_rss["4k"] / MiB, 1)
+    result["peak_rss_reads_1m_mib"] = round(read_rss["1m"] / MiB, 1)
     stop_proc(baseline)  # keep the round trip free of the baseline's footprint
 
     time.sleep(1.0)
@@ -427,11 +544,15 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
         {
             "roundtrip_reduced": args.roundtrip_mib < 1024,
             "idle_rss_mib": round(idle_rss / MiB, 1),
+            "roundtrip_rss_growth_mib": round((rt["peak_rss_mib"] * MiB - idle_rss) / MiB, 1),
             "startup_rss_mib": round(startup_rss / MiB, 1),
             "errors": kinko_errors,
             "baseline_errors": baseline_errors,
         }
     )
+    result.update(listing(srv, user, args.listing_docs))
+    srv.stop()
+    result.update(count_work(srv, tmp, docs, kinko_headers))
     return result
 
 
@@ -442,6 +563,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     ap.add_argument("--warmup", type=float, default=None, help="seconds excluded before each")
     ap.add_argument("--roundtrip-mib", type=int, default=None)
+    ap.add_argument("--listing-docs", type=int, default=None, help="documents in the listing case")
     args = ap.parse_args()
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
@@ -449,6 +571,8 @@ def main() -> int:
         args.warmup = 0.5 if args.quick else 1.0
     if args.roundtrip_mib is None:
         args.roundtrip_mib = 256 if args.quick else 1024
+    if args.listing_docs is None:
+        args.listing_docs = 2000 if args.quick else 10_000
     args.duration = benchkit.whole(args.duration)
     return benchkit.main("core", run, args)
 

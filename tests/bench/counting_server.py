@@ -21,6 +21,7 @@ this process only). Same application, data directory and uvicorn settings as ``k
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import threading
 from collections import Counter
@@ -54,7 +55,9 @@ def _wrap(owner: Any, attr: str, name: str) -> None:
         bump(name)
         return original(*args, **kwargs)
 
-    setattr(owner, attr, counted)
+    # A static method stays one, or the wrapper would receive the instance as well.
+    static = isinstance(inspect.getattr_static(owner, attr), staticmethod)
+    setattr(owner, attr, staticmethod(counted) if static else counted)
 
 
 def install_counters() -> None:

@@ -10,7 +10,7 @@ exists.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -343,6 +343,19 @@ class Guard:
         if self.disclosed(cls, view.stage, final_version):
             return "final"
         return None
+
+    def listing_scopes(self, view: CaseView) -> Callable[[str, int | None], str | None]:
+        """``listing_scope`` for many documents of one case: decided once per (class, has a
+        final version), which is all the decision looks at besides the view."""
+        memo: dict[tuple[str, bool], str | None] = {}
+
+        def scope(cls: str, final_version: int | None) -> str | None:
+            decided = (cls, final_version is None)
+            if decided not in memo:
+                memo[decided] = self.listing_scope(view, cls, final_version)
+            return memo[decided]
+
+        return scope
 
     def metadata_scope(
         self, principal: Principal, view: CaseView, cls: str, final_version: int | None

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from vault.crypto import UnwrapError, new_data_key, open_sealed, seal, unwrap_key, wrap_key
+from vault.crypto.wrap import SealOpener
 from vault.errors import Gone
 from vault.keys.errors import KeyUnavailable
 from vault.keys.provider import KeyProvider
@@ -89,6 +91,18 @@ class Keyring:
     @staticmethod
     def open_title(case_key: bytes, doc_id: str, sealed: bytes) -> str:
         return open_sealed(case_key, sealed, _ad("document-title", doc_id)).decode()
+
+    @staticmethod
+    def title_opener(case_key: bytes) -> Callable[[str, bytes], str]:
+        """``open_title`` for many documents of one case, with the cipher set up once."""
+        opener = SealOpener(case_key)
+        prefix = _ad("document-title")
+
+        def open_one(doc_id: str, sealed: bytes) -> str:
+            raw = doc_id.encode()
+            return opener.open(sealed, prefix + len(raw).to_bytes(2, "big") + raw).decode()
+
+        return open_one
 
     @staticmethod
     def seal_digest(case_key: bytes, doc_id: str, version: int, digest: str) -> bytes:

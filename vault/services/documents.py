@@ -124,19 +124,36 @@ def list_case_documents(ctx: Ctx, case_id: str) -> dict[str, Any]:
         # Disclosed documents of a case the caller does not belong to are listed only at
         # /public/documents: the case listing itself stays 404 for non-members (SPEC §4.3).
         case, view = visible_case(ctx, s, case_id)
-        guard = ctx.vault.guard
         # A crypto-shredded case answers 410 case_shredded here (from case_key).
-        key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
-        out = []
-        docs = s.scalars(
-            select(Document)
+        open_title = ctx.vault.keys.title_opener(ctx.vault.keys.case_key(case.id, case.wrapped_key))
+        # Plain columns, not ORM objects, and one guard decision per (class, has a final)
+        # instead of one per document: a case of 10,000 documents is listed in tens of milliseconds.
+        rows = s.connection().execute(
+            select(
+                Document.id,
+                Document.doc_class,
+                Document.title_sealed,
+                Document.latest_version,
+                Document.final_version,
+            )
             .where(Document.case_id == case.id, Document.latest_version > 0)
             .order_by(Document.created_at, Document.id)
         )
-        for doc in docs:
-            shown = guard.listing_scope(view, doc.doc_class, doc.final_version)
+        scope_of = ctx.vault.guard.listing_scopes(view)
+        out = []
+        for doc_id, cls, title_sealed, latest, final in rows:
+            shown = scope_of(cls, final)
             if shown is not None:
-                out.append(_doc_item(ctx, key, doc, final_only=shown == "final"))
+                out.append(
+                    {
+                        "id": doc_id,
+                        "case_id": case.id,
+                        "class": cls,
+                        "title": open_title(doc_id, title_sealed),
+                        "latest_version": final if shown == "final" else latest,
+                        "final_version": final,
+                    }
+                )
         return {"documents": out}
 
 
