@@ -105,6 +105,14 @@ class Keyring:
         return open_one
 
     @staticmethod
+    def digest_opener(case_key: bytes) -> Callable[[str, int, bytes], str]:
+        """``open_digest`` for many versions of one case, with the cipher set up once."""
+        opener = SealOpener(case_key)
+        return lambda doc_id, version, sealed: opener.open(
+            sealed, _ad("version-sha256", doc_id, version)
+        ).decode()
+
+    @staticmethod
     def seal_digest(case_key: bytes, doc_id: str, version: int, digest: str) -> bytes:
         return seal(case_key, digest.encode(), _ad("version-sha256", doc_id, version))
 
