@@ -27,12 +27,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import boto3
 import botocore.config
+import certifi
+import urllib3
 import urllib3.exceptions
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -76,6 +79,14 @@ _TAKEN_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConfli
 _CHECKSUM = "CRC32"
 
 _OPEN, _COMMITTED, _ABORTED = WRITER_OPEN, WRITER_COMMITTED, WRITER_ABORTED
+
+# Reads are plain GETs of presigned URLs on a connection pool of our own: a boto3
+# ``get_object`` per read cost more CPU than the rest of an audited read.  A URL is signed for
+# ``_PRESIGN_SECONDS`` and reused for ``_PRESIGN_REUSE_SECONDS`` (blob names are immutable and
+# the objects hold only ciphertext); a 403 (credentials rotated since) is signed again once.
+_PRESIGN_SECONDS = 900
+_PRESIGN_REUSE_SECONDS = 600
+_PRESIGN_CACHE = 4096
 
 # Errors a streaming body can raise while being read, besides botocore's own (urllib3 is a
 # dependency of botocore).
@@ -143,6 +154,23 @@ class S3BlobStore:
         self._lock = threading.Lock()
         # Multipart uploads of this instance's open writers: cleanup_incomplete spares them.
         self._active_uploads: set[str] = set()
+        self._signed: dict[str, tuple[float, str]] = {}
+        # The same retry policy as the botocore client for what a GET can meet: connection
+        # errors, 5xx and throttling, with exponential backoff.
+        self._http = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=32,
+            retries=urllib3.Retry(
+                total=7,
+                backoff_factor=0.1,
+                status_forcelist=(429, 500, 502, 503, 504),
+                allowed_methods=frozenset({"GET"}),
+                raise_on_status=False,
+            ),
+            timeout=urllib3.Timeout(connect=10, read=60),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+        )
 
     @classmethod
     def connect(
@@ -218,15 +246,53 @@ class S3BlobStore:
 
     def open(self, name: str) -> _S3BlobReader:
         key = self._key(name)
+        for attempt in (1, 2):
+            url = self._presigned(key, fresh=attempt == 2)
+            try:
+                response = self._http.request(
+                    "GET", url, preload_content=False, decode_content=False, redirect=False
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                raise StorageUnavailable(f"S3 GetObject failed: {type(exc).__name__}") from None
+            if response.status == 200:
+                length = response.headers.get("Content-Length")
+                if length is None or not length.isdigit():
+                    response.close()
+                    raise StorageError("S3 GetObject answered without a Content-Length")
+                return _S3BlobReader(response, int(length), release=response.release_conn)
+            status = response.status
+            response.drain_conn()
+            response.release_conn()
+            if status == 404:
+                raise BlobNotFound(f"no blob named {name}")
+            if status == 403 and attempt == 1:
+                continue  # signed with credentials that have since been rotated: sign again
+            if status in (429, 500, 502, 503, 504):
+                raise StorageUnavailable(f"S3 GetObject failed: HTTP {status}")
+            raise StorageError(f"S3 GetObject failed: HTTP {status}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _presigned(self, key: str, *, fresh: bool) -> str:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._signed.get(key)
+            if hit is not None and not fresh and now - hit[0] < _PRESIGN_REUSE_SECONDS:
+                return hit[1]
         try:
-            response = self._client.get_object(Bucket=self._bucket, Key=key)
-        except ClientError as exc:
-            if _status(exc) == 404 or _code(exc) in _NOT_FOUND_CODES:
-                raise BlobNotFound(f"no blob named {name}") from None
+            url = str(
+                self._client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self._bucket, "Key": key},
+                    ExpiresIn=_PRESIGN_SECONDS,
+                )
+            )
+        except (ClientError, BotoCoreError) as exc:
             _fail("GetObject", exc)
-        except BotoCoreError as exc:
-            _fail("GetObject", exc)
-        return _S3BlobReader(response["Body"], int(response["ContentLength"]))
+        with self._lock:
+            if len(self._signed) >= _PRESIGN_CACHE:
+                self._signed.clear()
+            self._signed[key] = (now, url)
+        return url
 
     def delete(self, name: str) -> None:
         if not is_valid_blob_name(name):
@@ -518,10 +584,13 @@ class _S3BlobWriter(WriterLifecycle):
 class _S3BlobReader(ReaderLifecycle):
     """Streams an object body; only the HTTP client's small buffers are held in memory."""
 
-    def __init__(self, body: Any, size: int) -> None:
+    def __init__(self, body: Any, size: int, release: Any = None) -> None:
         self._body = body
         self._size = size
+        self._left = size
         self._closed = False
+        # Hands a fully read connection back to the pool; one abandoned mid-way is closed.
+        self._release_conn = release
 
     @property
     def size(self) -> int:
@@ -529,12 +598,19 @@ class _S3BlobReader(ReaderLifecycle):
 
     def _read(self, n: int) -> bytes:
         try:
-            return bytes(self._body.read(None if n < 0 else n))
+            data = bytes(self._body.read(None if n < 0 else n))
         except _STREAM_ERRORS as exc:
             raise StorageError(f"reading blob failed: {type(exc).__name__}") from None
+        self._left -= len(data)
+        if not data and self._left > 0:
+            raise StorageError("reading blob failed: the object ended early")
+        return data
 
     def _release(self) -> None:
         # Closing returns (or drops) the HTTP connection; a failure to do so changes nothing
         # for the caller, whose reading is over either way.
         with contextlib.suppress(Exception):
-            self._body.close()
+            if self._release_conn is not None and self._left == 0:
+                self._release_conn()
+            else:
+                self._body.close()
