@@ -33,6 +33,7 @@ import anyio.to_thread
 import uvicorn
 from sqlalchemy import Engine, event
 
+from vault.allocator import tune_allocator
 from vault.api.app import create_app
 from vault.audit.log import AuditLog
 from vault.keys.keyring import Keyring
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--port", required=True, type=int)
     args = ap.parse_args()
     install_counters()
+    tune_allocator()  # as kinko serve does
     token = os.environ.get("KINKO_BOOTSTRAP_TOKEN")
     settings = Settings(data_dir=args.data_dir, bootstrap_token=token)  # type: ignore[arg-type]
     app = create_app(settings)

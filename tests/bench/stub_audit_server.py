@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from vault.allocator import tune_allocator
 from vault.api.app import create_app
 from vault.audit import log as audit_log
 from vault.settings import Settings
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--port", required=True, type=int)
     args = ap.parse_args()
     install_stub()
+    tune_allocator()  # as kinko serve does
     token = os.environ.get("KINKO_BOOTSTRAP_TOKEN")
     settings = Settings(data_dir=args.data_dir, bootstrap_token=token)  # type: ignore[arg-type]
     uvicorn.run(

@@ -24,9 +24,11 @@ def serve(
     """Run the HTTP server (embedded default: SQLite, local blobs, local key file)."""
     import uvicorn
 
+    from vault.allocator import tune_allocator
     from vault.api.app import create_app
 
     settings = load_settings(data_dir, host=host, port=port)
+    tune_allocator()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -60,6 +60,11 @@ from vault.services.schemas import FinalSet
 from vault.storage import BlobNotFound, BlobReader
 
 READ_CHUNK = 1 << 20
+# A document up to this size is decrypted and verified whole before its event is written and
+# sent in one piece; larger ones stream in READ_CHUNK pieces.  Memory per read stays bounded by
+# this constant, whatever the document's size, and a small read saves the thread hops of a
+# stream (each piece of a streamed body is fetched from a worker thread).
+WHOLE_READ_MAX = 1 << 20
 
 log = logging.getLogger("kinko.documents")
 
@@ -647,10 +652,10 @@ def _read(
             raise IntegrityFailure("stored content is missing", code="content_missing") from None
         chunks = _plaintext_chunks(reader, StreamDecryptor(dek, ref.id, row.version))
         try:
-            # The first chunk is decrypted and verified before the event is written and before
-            # the response starts, so a swapped or corrupted blob is answered with an error
-            # status instead of a 200 that breaks off.
-            first = next(chunks, b"")
+            # The first chunk (a small document: all of it) is decrypted and verified before
+            # the event is written and before the response starts, so a swapped or corrupted
+            # blob is answered with an error status instead of a 200 that breaks off.
+            first = b"".join(chunks) if row.size <= WHOLE_READ_MAX else next(chunks, b"")
         except IntegrityError:
             chunks.close()
             raise IntegrityFailure(
