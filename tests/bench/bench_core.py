@@ -162,6 +162,26 @@ def measure(t: Target, clients: int, duration: float, warmup: float) -> dict[str
     return out
 
 
+def serial_cpu_ms(t: Target, pid: int, reads: int = 300) -> float:
+    """Server CPU time (user + system, all threads) per request, one client, serial requests.
+
+    Unlike requests per second this barely depends on what else the machine is doing, so it
+    is the figure to compare when the load average says the throughput figures are noisy.
+    """
+    proc = psutil.Process(pid)
+    with httpx.Client(base_url=t.base_url, headers=t.headers, timeout=30) as http:
+        for _ in range(20):
+            http.get(t.path)
+        before = proc.cpu_times()
+        for _ in range(reads):
+            err = check_response(t, http.get(t.path), full_hash=False)
+            if err:
+                raise RuntimeError(f"{t.label}: {err}")
+        after = proc.cpu_times()
+    used = (after.user - before.user) + (after.system - before.system)
+    return round(1000 * used / reads, 3)
+
+
 # --------------------------------------------------------------------------------------- RSS
 
 
@@ -528,6 +548,16 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
                 f"kinko_{k}_p99_ms": km["p99_ms"],
                 f"baseline_{k}_p50_ms": bm["p50_ms"],
                 f"baseline_{k}_p99_ms": bm["p99_ms"],
+            }
+        )
+    for k in ("4k", "1m"):
+        kt, bt = targets[k]
+        kc, bc = serial_cpu_ms(kt, kinko_pid), serial_cpu_ms(bt, baseline.pid)
+        result.update(
+            {
+                f"kinko_{k}_cpu_ms": kc,
+                f"baseline_{k}_cpu_ms": bc,
+                f"cpu_ratio_{k}": round(bc / kc, 3) if kc else None,
             }
         )
     result["peak_rss_reads_4k_mib"] = round(read_rss["4k"] / MiB, 1)
