@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from anyio import fail_after, from_thread, to_thread
 from fastapi import APIRouter, Query, Request, Response
@@ -125,13 +128,20 @@ async def create_document(
     case_id: str,
     cls: str | None = Query(None, alias="class"),
 ) -> dict[str, Any]:
-    target = documents.NewDocument(case_id, cls, request.headers.get("x-kinko-title"))
+    target = documents.NewDocument(
+        case_id,
+        cls,
+        request.headers.get("x-kinko-title"),
+        request.headers.get("content-type"),
+    )
     return await _upload(request, ctx, target)
 
 
 @router.put("/documents/{doc_id}/content", status_code=201, openapi_extra=RAW_BODY)
 async def put_content(request: Request, ctx: UserCtx, doc_id: str) -> dict[str, Any]:
-    target = documents.NewVersion(doc_id, request.headers.get("if-match"))
+    target = documents.NewVersion(
+        doc_id, request.headers.get("if-match"), request.headers.get("content-type")
+    )
     return await _upload(request, ctx, target)
 
 
@@ -150,26 +160,82 @@ def mark_final(ctx: UserCtx, doc_id: str, body: Body) -> dict[str, Any]:
     return documents.finalize(ctx, doc_id, body)
 
 
-def _content_response(opened: OpenedRead) -> Response:
-    headers = {
+# Characters kept in the ASCII fallback filename: nothing a shell, a path or the header's own
+# quoting could read as syntax (no quotes, backslashes, slashes, semicolons or controls).
+_FALLBACK_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()+-]+")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def ascii_filename(title: str) -> str:
+    """A safe ASCII stand-in for the title, for clients that ignore ``filename*``.
+
+    Accents are dropped (é → e), anything else outside the kept set becomes ``_``, and a
+    title with nothing readable left (most Japanese titles) becomes ``document`` with the
+    title's extension, so ``仕様書（案）.docx`` is saved as ``document.docx``, never as a
+    name of underscores or as a path.
+    """
+    stem, ext = title, ""
+    dot = title.rfind(".")
+    if dot > 0 and _EXTENSION.fullmatch(title[dot:]):
+        stem, ext = title[:dot], title[dot:]
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    ascii_stem = _FALLBACK_UNSAFE.sub("_", ascii_stem)
+    ascii_stem = re.sub(r"_{2,}", "_", re.sub(r" {2,}", " ", ascii_stem))
+    ascii_stem = ascii_stem.strip(" ._")[:120].strip(" ._")
+    if not any(ch.isalnum() for ch in ascii_stem):
+        ascii_stem = "document"
+    return ascii_stem + ext
+
+
+def content_disposition(title: str) -> str:
+    """``attachment`` with both filenames (RFC 6266 §4.3, RFC 5987 ``filename*``).
+
+    Always an attachment: a stored HTML or SVG document must never render as a page on
+    Kinko's origin, where its scripts would run with the reader's session.
+    """
+    encoded = quote(title, safe="")
+    return f"attachment; filename=\"{ascii_filename(title)}\"; filename*=UTF-8''{encoded}"
+
+
+def _content_headers(opened: OpenedRead) -> dict[str, str]:
+    return {
+        # The media type the version was uploaded with, set as a raw header: Starlette's
+        # media_type would append "; charset=utf-8" to a text/* type that names none, and a
+        # Shift_JIS text file would then be declared as UTF-8.
+        "Content-Type": opened.content_type,
+        "Content-Disposition": content_disposition(opened.title),
+        # Browsers must take Content-Type as sent, never sniff HTML out of the bytes; and
+        # should one render the bytes anyway, the policy lets it load and run nothing.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
         "ETag": f'"{opened.version}"',
         "X-Kinko-Version": str(opened.version),
         "X-Kinko-Sha256": opened.sha256,
+        "Content-Length": str(opened.size),
         "Cache-Control": "no-store",
     }
+
+
+def _content_response(opened: OpenedRead) -> Response:
+    headers = _content_headers(opened)
     if len(opened.first) == opened.size:
         # The whole (small) document was verified and decrypted before the audit event was
         # written; answering in one piece spares the per-chunk thread hops of a stream.
         opened.rest.close()
-        return Response(opened.first, media_type="application/octet-stream", headers=headers)
+        return Response(opened.first, headers=headers)
 
     def body() -> Iterator[bytes]:
         if opened.first:
             yield opened.first
         yield from opened.rest
 
-    headers["Content-Length"] = str(opened.size)
-    return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(body(), headers=headers)
+
+
+def _head_response(opened: OpenedRead) -> Response:
+    """What GET would answer, headers and all (Content-Length included), without the body."""
+    opened.rest.close()
+    return Response(status_code=200, headers=_content_headers(opened))
 
 
 @router.get("/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
@@ -181,6 +247,15 @@ async def get_content(
     return _content_response(opened)
 
 
+@router.head("/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+async def head_content(
+    request: Request, ctx: AnyCtx, doc_id: str, version: str | None = None
+) -> Response:
+    purpose = request.headers.get("x-access-purpose")
+    opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose, head=True)
+    return _head_response(opened)
+
+
 @router.get("/public/documents", response_model=DocumentList, response_model_by_alias=True)
 def public_documents(ctx: AnyCtx) -> dict[str, Any]:
     return documents.list_public_documents(ctx)
@@ -190,3 +265,9 @@ def public_documents(ctx: AnyCtx) -> dict[str, Any]:
 async def public_content(ctx: AnyCtx, doc_id: str) -> Response:
     opened = await run_in_threadpool(documents.read_public, ctx, doc_id)
     return _content_response(opened)
+
+
+@router.head("/public/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+async def head_public_content(ctx: AnyCtx, doc_id: str) -> Response:
+    opened = await run_in_threadpool(documents.read_public, ctx, doc_id, head=True)
+    return _head_response(opened)

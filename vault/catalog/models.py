@@ -135,6 +135,10 @@ class Version(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     # Whether the author held the evaluator role when writing: their name is then secret (§4.3).
     by_evaluator: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The Content-Type the version was uploaded with, sealed with the case key like the
+    # title; None for versions stored before it was kept, which are served as
+    # application/octet-stream.
+    content_type_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class IdempotencyRecord(Base):
