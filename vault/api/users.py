@@ -37,9 +37,24 @@ def revoke_own_token(ctx: UserCtx, token_id: str) -> Response:
     return Response(status_code=204)
 
 
+@router.get("/users")
+def list_users(ctx: UserCtx) -> dict[str, Any]:
+    return users.list_users(ctx)
+
+
 @router.post("/users", status_code=201, openapi_extra=body_schema(UserCreate))
 def create_user(ctx: UserCtx, body: Body) -> dict[str, Any]:
     return users.create_user(ctx, body)
+
+
+@router.get("/users/{name}")
+def get_user(ctx: UserCtx, name: str) -> dict[str, Any]:
+    return users.get_user(ctx, name)
+
+
+@router.get("/users/{name}/tokens")
+def list_user_tokens(ctx: UserCtx, name: str) -> dict[str, Any]:
+    return users.list_user_tokens(ctx, name)
 
 
 @router.post("/users/{name}/tokens", status_code=201, openapi_extra=body_schema(TokenCreate))
@@ -56,3 +71,8 @@ def revoke_token(ctx: UserCtx, name: str, token_id: str) -> Response:
 @router.post("/users/{name}/disable")
 def disable_user(ctx: UserCtx, name: str) -> dict[str, Any]:
     return users.disable_user(ctx, name)
+
+
+@router.post("/users/{name}/enable")
+def enable_user(ctx: UserCtx, name: str) -> dict[str, Any]:
+    return users.enable_user(ctx, name)

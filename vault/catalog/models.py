@@ -58,6 +58,9 @@ class Token(Base):
     issued_by: Mapped[int | None] = mapped_column(Integer, default=None)
     # The token this one was minted with: revoking a token revokes what was minted with it.
     parent_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    # When the token last authenticated a request, to within TOKEN_USE_GRANULARITY
+    # (vault.services.users): an admin can tell a forgotten token from one in daily use.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Case(Base):
