@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from vault.api.deps import AnyCtx, Body, UserCtx, body_schema
 from vault.api.schemas import DocumentList
 from vault.errors import BadRequest, RequestTimeout
-from vault.services import documents
+from vault.services import access, documents
 from vault.services.context import Ctx
 from vault.services.documents import OpenedRead
 from vault.services.schemas import FinalSet
@@ -153,6 +153,11 @@ def list_documents(ctx: UserCtx, case_id: str) -> dict[str, Any]:
 @router.get("/documents/{doc_id}")
 def document_metadata(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
     return documents.document_metadata(ctx, doc_id)
+
+
+@router.get("/documents/{doc_id}/access")
+def document_access(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
+    return access.document_access(ctx, doc_id)
 
 
 @router.post("/documents/{doc_id}/final", openapi_extra=body_schema(FinalSet))

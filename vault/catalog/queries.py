@@ -324,3 +324,28 @@ def manifest_state(conn: Connection, user_id: int | None, at: datetime) -> list[
         .order_by(Membership.case_id)
     )
     return [tuple(r) for r in rows]
+
+
+def next_transition(s: Session, case_id: str, after: datetime) -> Transition | None:
+    """The earliest scheduled (future, not cancelled) transition after ``after``, if any."""
+    return s.scalar(
+        select(Transition)
+        .where(
+            Transition.case_id == case_id,
+            Transition.cancelled_at.is_(None),
+            Transition.at > after,
+        )
+        .order_by(Transition.at, Transition.created_at)
+        .limit(1)
+    )
+
+
+def case_members(s: Session, case_id: str) -> list[tuple[Membership, User]]:
+    """Every membership of a case (expired ones too) with its user, by user name."""
+    rows = s.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.case_id == case_id)
+        .order_by(User.name)
+    )
+    return [row.tuple() for row in rows]
