@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from vault import __version__
-from vault.api import audit, cases, documents, errors, reviews, sync, users
+from vault.api import audit, cases, docs, documents, errors, reviews, sync, users
 from vault.api.deps import RequestIdMiddleware
 from vault.core import Vault
 from vault.services.users import bootstrap
@@ -46,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Encrypted, stage-aware document vault for public procurement.",
         lifespan=lifespan,
+        # /docs is served from the installed packages (vault.api.docs), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
@@ -60,4 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(reviews.router)
     app.include_router(sync.router)
+    app.include_router(docs.router)
     return app
