@@ -14,8 +14,25 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from vault.api.deps import AnyCtx, Body, UserCtx, body_schema
-from vault.api.schemas import DocumentList
+from vault.api.deps import (
+    AnyCtx,
+    Body,
+    IdemCtx,
+    IfMatchHeader,
+    PurposeHeader,
+    TitleHeader,
+    UserCtx,
+    body_schema,
+)
+from vault.api.openapi import OPTIONAL_AUTH, answers, errors
+from vault.api.schemas import (
+    DocumentAccess,
+    DocumentCreated,
+    DocumentList,
+    DocumentMeta,
+    FinalSetResult,
+    VersionCreated,
+)
 from vault.errors import BadRequest, RequestTimeout
 from vault.services import access, documents
 from vault.services.context import Ctx
@@ -31,32 +48,44 @@ UPLOAD_BATCH = 1 << 20
 RAW_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The document content, any Content-Type, streamed.",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The document content, streamed.  Its Content-Type is kept with the "
+        "version and sent back on every read: one media type of at most 255 characters "
+        "(400 `invalid_content_type` otherwise); none means application/octet-stream.",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     },
-    "parameters": [
-        {
-            "name": "X-Kinko-Title",
-            "in": "header",
-            "required": False,
-            "description": "Percent-encoded UTF-8 title (required when creating a document).",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-        },
-    ],
 }
 
-CONTENT_RESPONSE: dict[int | str, dict[str, Any]] = {
+_HEADER = {"schema": {"type": "string"}}
+CONTENT_HEADERS = {
+    "Content-Type": {
+        "description": "The media type the version was uploaded with "
+        "(application/octet-stream when none was given, or for versions stored before "
+        "types were kept).",
+        **_HEADER,
+    },
+    "Content-Disposition": {
+        "description": "Always `attachment`, with an ASCII `filename` and the title as "
+        "`filename*` (RFC 6266, RFC 5987).",
+        **_HEADER,
+    },
+    "Content-Length": {"description": "The plaintext size in bytes.", **_HEADER},
+    "X-Content-Type-Options": {"description": "`nosniff`", **_HEADER},
+    "ETag": {"description": 'The version, quoted ("3").', **_HEADER},
+    "X-Kinko-Version": {"description": "The version served.", **_HEADER},
+    "X-Kinko-Sha256": {"description": "Lowercase hex SHA-256 of the plaintext.", **_HEADER},
+}
+# (500, added to every audited operation, includes stored content that fails authentication.)
+CONTENT_ERRORS = (400, 403, 404, 410)
+CONTENT_OK: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The document content (raw bytes); ETag is the version.",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The content, streamed (HEAD: the same headers, no body).  The read's "
+        "audit event (`document.read`; `document.head` for HEAD) is committed before the "
+        "first byte.",
+        "headers": CONTENT_HEADERS,
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+PUBLIC_CONTENT_ERRORS = (404, 410)
 
 
 def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
@@ -121,46 +150,58 @@ async def _upload(request: Request, ctx: Ctx, target: documents.UploadTarget) ->
     "/cases/{case_id}/documents",
     status_code=201,
     openapi_extra=RAW_BODY,
+    **answers(DocumentCreated, 400, 403, 404, 408, 410, 422, status=201),
 )
 async def create_document(
     request: Request,
-    ctx: UserCtx,
+    ctx: IdemCtx,
     case_id: str,
+    title: TitleHeader = None,
     cls: str | None = Query(None, alias="class"),
 ) -> dict[str, Any]:
-    target = documents.NewDocument(
-        case_id,
-        cls,
-        request.headers.get("x-kinko-title"),
-        request.headers.get("content-type"),
-    )
+    target = documents.NewDocument(case_id, cls, title, request.headers.get("content-type"))
     return await _upload(request, ctx, target)
 
 
-@router.put("/documents/{doc_id}/content", status_code=201, openapi_extra=RAW_BODY)
-async def put_content(request: Request, ctx: UserCtx, doc_id: str) -> dict[str, Any]:
-    target = documents.NewVersion(
-        doc_id, request.headers.get("if-match"), request.headers.get("content-type")
-    )
+@router.put(
+    "/documents/{doc_id}/content",
+    status_code=201,
+    openapi_extra=RAW_BODY,
+    # 409: another version was written at the same moment without If-Match.
+    **answers(VersionCreated, 400, 403, 404, 408, 409, 410, 412, 422, status=201),
+)
+async def put_content(
+    request: Request, ctx: IdemCtx, doc_id: str, if_match: IfMatchHeader = None
+) -> dict[str, Any]:
+    target = documents.NewVersion(doc_id, if_match, request.headers.get("content-type"))
     return await _upload(request, ctx, target)
 
 
-@router.get("/cases/{case_id}/documents", response_model=DocumentList, response_model_by_alias=True)
+@router.get(
+    "/cases/{case_id}/documents",
+    response_model=DocumentList,
+    response_model_by_alias=True,
+    responses=errors(404, 410),
+)
 def list_documents(ctx: UserCtx, case_id: str) -> dict[str, Any]:
     return documents.list_case_documents(ctx, case_id)
 
 
-@router.get("/documents/{doc_id}")
+@router.get("/documents/{doc_id}", **answers(DocumentMeta, 403, 404, 410))
 def document_metadata(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
     return documents.document_metadata(ctx, doc_id)
 
 
-@router.get("/documents/{doc_id}/access")
+@router.get("/documents/{doc_id}/access", **answers(DocumentAccess, 403, 404, 410))
 def document_access(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
     return access.document_access(ctx, doc_id)
 
 
-@router.post("/documents/{doc_id}/final", openapi_extra=body_schema(FinalSet))
+@router.post(
+    "/documents/{doc_id}/final",
+    openapi_extra=body_schema(FinalSet),
+    **answers(FinalSetResult, 400, 403, 404),
+)
 def mark_final(ctx: UserCtx, doc_id: str, body: Body) -> dict[str, Any]:
     return documents.finalize(ctx, doc_id, body)
 
@@ -243,20 +284,28 @@ def _head_response(opened: OpenedRead) -> Response:
     return Response(status_code=200, headers=_content_headers(opened))
 
 
-@router.get("/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+@router.get(
+    "/documents/{doc_id}/content",
+    openapi_extra=OPTIONAL_AUTH,
+    response_class=Response,
+    **answers(None, *CONTENT_ERRORS, extra=CONTENT_OK),
+)
 async def get_content(
-    request: Request, ctx: AnyCtx, doc_id: str, version: str | None = None
+    ctx: AnyCtx, doc_id: str, purpose: PurposeHeader = None, version: str | None = None
 ) -> Response:
-    purpose = request.headers.get("x-access-purpose")
     opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose)
     return _content_response(opened)
 
 
-@router.head("/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+@router.head(
+    "/documents/{doc_id}/content",
+    openapi_extra=OPTIONAL_AUTH,
+    response_class=Response,
+    **answers(None, *CONTENT_ERRORS, extra=CONTENT_OK),
+)
 async def head_content(
-    request: Request, ctx: AnyCtx, doc_id: str, version: str | None = None
+    ctx: AnyCtx, doc_id: str, purpose: PurposeHeader = None, version: str | None = None
 ) -> Response:
-    purpose = request.headers.get("x-access-purpose")
     opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose, head=True)
     return _head_response(opened)
 
@@ -266,13 +315,21 @@ def public_documents(ctx: AnyCtx) -> dict[str, Any]:
     return documents.list_public_documents(ctx)
 
 
-@router.get("/public/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+@router.get(
+    "/public/documents/{doc_id}/content",
+    response_class=Response,
+    **answers(None, *PUBLIC_CONTENT_ERRORS, extra=CONTENT_OK),
+)
 async def public_content(ctx: AnyCtx, doc_id: str) -> Response:
     opened = await run_in_threadpool(documents.read_public, ctx, doc_id)
     return _content_response(opened)
 
 
-@router.head("/public/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+@router.head(
+    "/public/documents/{doc_id}/content",
+    response_class=Response,
+    **answers(None, *PUBLIC_CONTENT_ERRORS, extra=CONTENT_OK),
+)
 async def head_public_content(ctx: AnyCtx, doc_id: str) -> Response:
     opened = await run_in_threadpool(documents.read_public, ctx, doc_id, head=True)
     return _head_response(opened)
