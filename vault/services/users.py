@@ -214,8 +214,12 @@ def _user_out(user: User) -> dict[str, Any]:
         "display_name": user.display_name,
         "roles": user.role_list,
         "disabled": user.disabled,
-        "created_at": iso(user.created_at),
     }
+
+
+def _user_row(user: User) -> dict[str, Any]:
+    """A user as the admin's listings show it."""
+    return {**_user_out(user), "created_at": iso(user.created_at)}
 
 
 def me(ctx: Ctx) -> dict[str, Any]:
@@ -540,7 +544,7 @@ def list_users(ctx: Ctx) -> dict[str, Any]:
     with ctx.scope("user.list"):
         _require_admin(ctx)
         with ctx.vault.read_session() as s:
-            return {"users": [_user_out(u) for u in s.scalars(select(User).order_by(User.name))]}
+            return {"users": [_user_row(u) for u in s.scalars(select(User).order_by(User.name))]}
 
 
 def get_user(ctx: Ctx, name: str) -> dict[str, Any]:
@@ -558,7 +562,7 @@ def get_user(ctx: Ctx, name: str) -> dict[str, Any]:
             ).all()
             grantors = user_names(s, {m.granted_by for m, _ in rows if m.granted_by is not None})
             return {
-                **_user_out(user),
+                **_user_row(user),
                 "memberships": [
                     {
                         "case_id": m.case_id,
