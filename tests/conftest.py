@@ -16,10 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from response_log import record_response
 
 from clients import KinkoClient
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``suite_end`` run after all others (they look at what the others did)."""
+    items.sort(key=lambda item: item.get_closest_marker("suite_end") is not None)
 
 
 def require_tool(name: str, package: str | None = None) -> str:
@@ -98,6 +104,7 @@ class KinkoServer:
 
     def client(self, token: str | None = None, **kw: object) -> KinkoClient:
         c = KinkoClient(self.base_url, token, **kw)  # type: ignore[arg-type]
+        c.http.event_hooks["response"].append(record_response)
         self.clients.append(c)
         return c
 

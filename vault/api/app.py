@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from vault import __version__
-from vault.api import audit, cases, documents, errors, reviews, sync, users
+from vault.api import audit, cases, docs, documents, errors, openapi, reviews, sync, users
 from vault.api.deps import RequestIdMiddleware
+from vault.api.schemas import Health
 from vault.core import Vault
 from vault.services.users import bootstrap
 from vault.settings import Settings
@@ -46,11 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Encrypted, stage-aware document vault for public procurement.",
         lifespan=lifespan,
+        # /docs is served from the installed packages (vault.api.docs), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -60,4 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(reviews.router)
     app.include_router(sync.router)
+    app.include_router(docs.router)
+    openapi.install(app)
     return app

@@ -10,12 +10,18 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from vault.api.deps import UserCtx
+from vault.api.openapi import answers
+from vault.api.schemas import AuditEvents, ConsistencyProof, InclusionProof
 from vault.errors import BadRequest, NotFound
 from vault.services.context import Ctx
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 _INT = re.compile(r"-?[0-9]{1,18}")
+
+TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Plain text.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
 
 
 def _require_auditor(ctx: Ctx) -> None:
@@ -32,7 +38,7 @@ def _int(raw: str | None, name: str, default: int | None = None) -> int:
     return int(raw)
 
 
-@router.get("/events")
+@router.get("/events", **answers(AuditEvents, 400, 403))
 def audit_events(
     ctx: UserCtx,
     actor: str | None = None,
@@ -63,7 +69,7 @@ def audit_events(
         return {"events": events, "next_cursor": next_cursor}
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get("/checkpoint", response_class=PlainTextResponse, **answers(None, 403, 404, extra=TEXT))
 def checkpoint(ctx: UserCtx) -> PlainTextResponse:
     with ctx.scope("audit.checkpoint.read"):
         _require_auditor(ctx)
@@ -73,7 +79,7 @@ def checkpoint(ctx: UserCtx) -> PlainTextResponse:
     return PlainTextResponse(note)
 
 
-@router.get("/public-key", response_class=PlainTextResponse)
+@router.get("/public-key", response_class=PlainTextResponse, **answers(None, 403, 404, extra=TEXT))
 def public_key(ctx: UserCtx) -> PlainTextResponse:
     with ctx.scope("audit.public_key.read"):
         _require_auditor(ctx)
@@ -83,7 +89,7 @@ def public_key(ctx: UserCtx) -> PlainTextResponse:
     return PlainTextResponse(signer.verifier_key() + "\n")
 
 
-@router.get("/proofs/inclusion")
+@router.get("/proofs/inclusion", **answers(InclusionProof, 400, 403))
 def inclusion(ctx: UserCtx, seq: str | None = None, size: str | None = None) -> dict[str, Any]:
     with ctx.scope("audit.proof"):
         _require_auditor(ctx)
@@ -96,7 +102,7 @@ def inclusion(ctx: UserCtx, seq: str | None = None, size: str | None = None) -> 
         }
 
 
-@router.get("/proofs/consistency")
+@router.get("/proofs/consistency", **answers(ConsistencyProof, 400, 403))
 def consistency(ctx: UserCtx, old: str | None = None, new: str | None = None) -> dict[str, Any]:
     with ctx.scope("audit.proof"):
         _require_auditor(ctx)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,8 +51,50 @@ def get_vault(request: Request) -> Vault:
     return vault
 
 
-def request_info(request: Request) -> RequestInfo:
-    device = request.headers.get("x-kinko-device")
+# -- headers the API reads, declared once (they appear in /openapi.json where they are read) --
+
+DeviceHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Kinko-Device",
+        description="A stable id of the workstation or client; recorded as `client.device`.",
+    ),
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1-200 printable ASCII characters.  A retry with the same key returns the "
+        "first result and creates nothing new; the same key with another request is 422.",
+    ),
+]
+PurposeHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Access-Purpose",
+        description="The business purpose of the read, percent-encoded UTF-8 (1-500 characters "
+        "once decoded).  Required for non-disclosed content: 400 `purpose_required` without it.",
+    ),
+]
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='The version the new one builds on, as an ETag ("3"); 412 if it is no '
+        "longer the latest.",
+    ),
+]
+TitleHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Kinko-Title",
+        description="The document title, percent-encoded UTF-8 (1-255 characters, no control "
+        "characters).  Titles travel in this header, never in the URL, which proxies log.",
+    ),
+]
+
+
+def request_info(request: Request, device: str | None = None) -> RequestInfo:
     ua = request.headers.get("user-agent")
     return RequestInfo(
         ip=request.client.host if request.client else None,
@@ -60,7 +104,7 @@ def request_info(request: Request) -> RequestInfo:
     )
 
 
-async def optional_ctx(request: Request) -> Ctx:
+async def optional_ctx(request: Request, device: DeviceHeader = None) -> Ctx:
     """The caller, or anonymous; a presented but bad token is a logged 401.
 
     A dependency declared ``def`` would cost every request a hop to a worker thread; a token
@@ -68,23 +112,44 @@ async def optional_ctx(request: Request) -> Ctx:
     ``auth.fail`` event) leaves the event loop.
     """
     vault = get_vault(request)
-    info = request_info(request)
+    info = request_info(request, device)
     authorization = request.headers.get("authorization")
     principal = cached_principal(vault, authorization)
     if principal is None:
         principal = await run_in_threadpool(authenticate, vault, info, authorization)
-    return Ctx(vault, principal, info, request.headers.get("idempotency-key"))
+    return Ctx(vault, principal, info)
 
 
-async def signed_in_ctx(ctx: Annotated[Ctx, Depends(optional_ctx)]) -> Ctx:
+# Declares the bearer scheme in /openapi.json on every operation that needs a caller.  The
+# token itself is read by optional_ctx (whose 401 is audited); this only documents it.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="A Kinko token (`kinko_…`), minted by an admin or with `POST /api/v1/me/tokens`.",
+)
+
+
+async def signed_in_ctx(
+    ctx: Annotated[Ctx, Depends(optional_ctx)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Ctx:
     if ctx.principal.anonymous:
         # The refusal is written to the audit log, which blocks: off the event loop.
         await run_in_threadpool(require_signed_in, ctx)
     return ctx
 
 
+async def idempotent_ctx(
+    ctx: Annotated[Ctx, Depends(signed_in_ctx)], key: IdempotencyKeyHeader = None
+) -> Ctx:
+    """The signed-in caller, with the ``Idempotency-Key`` of a write that accepts one."""
+    return replace(ctx, idempotency_key=key)
+
+
 AnyCtx = Annotated[Ctx, Depends(optional_ctx)]
 UserCtx = Annotated[Ctx, Depends(signed_in_ctx)]
+# Writes that take an Idempotency-Key (token creation reads it only to refuse it).
+IdemCtx = Annotated[Ctx, Depends(idempotent_ctx)]
 
 
 MAX_JSON_BODY = 64 * 1024

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from anyio import fail_after, from_thread, to_thread
 from fastapi import APIRouter, Query, Request, Response
@@ -11,10 +14,27 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from vault.api.deps import AnyCtx, Body, UserCtx, body_schema
-from vault.api.schemas import DocumentList
+from vault.api.deps import (
+    AnyCtx,
+    Body,
+    IdemCtx,
+    IfMatchHeader,
+    PurposeHeader,
+    TitleHeader,
+    UserCtx,
+    body_schema,
+)
+from vault.api.openapi import OPTIONAL_AUTH, answers
+from vault.api.schemas import (
+    DocumentAccess,
+    DocumentCreated,
+    DocumentList,
+    DocumentMeta,
+    FinalSetResult,
+    VersionCreated,
+)
 from vault.errors import BadRequest, RequestTimeout
-from vault.services import documents
+from vault.services import access, documents
 from vault.services.context import Ctx
 from vault.services.documents import OpenedRead
 from vault.services.schemas import FinalSet
@@ -28,32 +48,44 @@ UPLOAD_BATCH = 1 << 20
 RAW_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The document content, any Content-Type, streamed.",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The document content, streamed.  Its Content-Type is kept with the "
+        "version and sent back on every read: one media type of at most 255 characters "
+        "(400 `invalid_content_type` otherwise); none means application/octet-stream.",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     },
-    "parameters": [
-        {
-            "name": "X-Kinko-Title",
-            "in": "header",
-            "required": False,
-            "description": "Percent-encoded UTF-8 title (required when creating a document).",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-        },
-    ],
 }
 
-CONTENT_RESPONSE: dict[int | str, dict[str, Any]] = {
+_HEADER = {"schema": {"type": "string"}}
+CONTENT_HEADERS = {
+    "Content-Type": {
+        "description": "The media type the version was uploaded with "
+        "(application/octet-stream when none was given, or for versions stored before "
+        "types were kept).",
+        **_HEADER,
+    },
+    "Content-Disposition": {
+        "description": "Always `attachment`, with an ASCII `filename` and the title as "
+        "`filename*` (RFC 6266, RFC 5987).",
+        **_HEADER,
+    },
+    "Content-Length": {"description": "The plaintext size in bytes.", **_HEADER},
+    "X-Content-Type-Options": {"description": "`nosniff`", **_HEADER},
+    "ETag": {"description": 'The version, quoted ("3").', **_HEADER},
+    "X-Kinko-Version": {"description": "The version served.", **_HEADER},
+    "X-Kinko-Sha256": {"description": "Lowercase hex SHA-256 of the plaintext.", **_HEADER},
+}
+# (500, added to every audited operation, includes stored content that fails authentication.)
+CONTENT_ERRORS = (400, 403, 404, 410)
+CONTENT_OK: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The document content (raw bytes); ETag is the version.",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The content, streamed (HEAD: the same headers, no body).  The read's "
+        "audit event (`document.read`; `document.head` for HEAD) is committed before the "
+        "first byte.",
+        "headers": CONTENT_HEADERS,
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+PUBLIC_CONTENT_ERRORS = (404, 410)
 
 
 def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
@@ -118,77 +150,183 @@ async def _upload(request: Request, ctx: Ctx, target: documents.UploadTarget) ->
     "/cases/{case_id}/documents",
     status_code=201,
     openapi_extra=RAW_BODY,
+    **answers(DocumentCreated, 400, 403, 404, 408, 410, 422, status=201),
 )
 async def create_document(
     request: Request,
-    ctx: UserCtx,
+    ctx: IdemCtx,
     case_id: str,
+    title: TitleHeader = None,
     cls: str | None = Query(None, alias="class"),
 ) -> dict[str, Any]:
-    target = documents.NewDocument(case_id, cls, request.headers.get("x-kinko-title"))
+    target = documents.NewDocument(case_id, cls, title, request.headers.get("content-type"))
     return await _upload(request, ctx, target)
 
 
-@router.put("/documents/{doc_id}/content", status_code=201, openapi_extra=RAW_BODY)
-async def put_content(request: Request, ctx: UserCtx, doc_id: str) -> dict[str, Any]:
-    target = documents.NewVersion(doc_id, request.headers.get("if-match"))
+@router.put(
+    "/documents/{doc_id}/content",
+    status_code=201,
+    openapi_extra=RAW_BODY,
+    # 409: another version was written at the same moment without If-Match.
+    **answers(VersionCreated, 400, 403, 404, 408, 409, 410, 412, 422, status=201),
+)
+async def put_content(
+    request: Request, ctx: IdemCtx, doc_id: str, if_match: IfMatchHeader = None
+) -> dict[str, Any]:
+    target = documents.NewVersion(doc_id, if_match, request.headers.get("content-type"))
     return await _upload(request, ctx, target)
 
 
-@router.get("/cases/{case_id}/documents", response_model=DocumentList, response_model_by_alias=True)
+@router.get("/cases/{case_id}/documents", **answers(DocumentList, 404, 410))
 def list_documents(ctx: UserCtx, case_id: str) -> Response:
-    # The service's answer already has the documented shape; validating 10,000 items against
-    # the response model again cost more than building them, so it is sent as it is.
+    # Sent as built: FastAPI's encoding of a returned dict walks every value of 10,000 items
+    # again in Python, which cost more than building them.
     return JSONResponse(documents.list_case_documents(ctx, case_id))
 
 
-@router.get("/documents/{doc_id}")
+@router.get("/documents/{doc_id}", **answers(DocumentMeta, 403, 404, 410))
 def document_metadata(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
     return documents.document_metadata(ctx, doc_id)
 
 
-@router.post("/documents/{doc_id}/final", openapi_extra=body_schema(FinalSet))
+@router.get("/documents/{doc_id}/access", **answers(DocumentAccess, 403, 404, 410))
+def document_access(ctx: UserCtx, doc_id: str) -> dict[str, Any]:
+    return access.document_access(ctx, doc_id)
+
+
+@router.post(
+    "/documents/{doc_id}/final",
+    openapi_extra=body_schema(FinalSet),
+    **answers(FinalSetResult, 400, 403, 404),
+)
 def mark_final(ctx: UserCtx, doc_id: str, body: Body) -> dict[str, Any]:
     return documents.finalize(ctx, doc_id, body)
 
 
-def _content_response(opened: OpenedRead) -> Response:
-    headers = {
+# Characters kept in the ASCII fallback filename: nothing a shell, a path or the header's own
+# quoting could read as syntax (no quotes, backslashes, slashes, semicolons or controls).
+_FALLBACK_UNSAFE = re.compile(r"[^A-Za-z0-9 ._()+-]+")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def ascii_filename(title: str) -> str:
+    """A safe ASCII stand-in for the title, for clients that ignore ``filename*``.
+
+    Accents are dropped (é → e), anything else outside the kept set becomes ``_``, and a
+    title with nothing readable left (most Japanese titles) becomes ``document`` with the
+    title's extension, so ``仕様書（案）.docx`` is saved as ``document.docx``, never as a
+    name of underscores or as a path.
+    """
+    stem, ext = title, ""
+    dot = title.rfind(".")
+    if dot > 0 and _EXTENSION.fullmatch(title[dot:]):
+        stem, ext = title[:dot], title[dot:]
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    ascii_stem = _FALLBACK_UNSAFE.sub("_", ascii_stem)
+    ascii_stem = re.sub(r"_{2,}", "_", re.sub(r" {2,}", " ", ascii_stem))
+    ascii_stem = ascii_stem.strip(" ._")[:120].strip(" ._")
+    if not any(ch.isalnum() for ch in ascii_stem):
+        ascii_stem = "document"
+    return ascii_stem + ext
+
+
+def content_disposition(title: str) -> str:
+    """``attachment`` with both filenames (RFC 6266 §4.3, RFC 5987 ``filename*``).
+
+    Always an attachment: a stored HTML or SVG document must never render as a page on
+    Kinko's origin, where its scripts would run with the reader's session.
+    """
+    encoded = quote(title, safe="")
+    return f"attachment; filename=\"{ascii_filename(title)}\"; filename*=UTF-8''{encoded}"
+
+
+def _content_headers(opened: OpenedRead) -> dict[str, str]:
+    return {
+        # The media type the version was uploaded with, set as a raw header: Starlette's
+        # media_type would append "; charset=utf-8" to a text/* type that names none, and a
+        # Shift_JIS text file would then be declared as UTF-8.
+        "Content-Type": opened.content_type,
+        "Content-Disposition": content_disposition(opened.title),
+        # Browsers must take Content-Type as sent, never sniff HTML out of the bytes; and
+        # should one render the bytes anyway, the policy lets it load and run nothing.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
         "ETag": f'"{opened.version}"',
         "X-Kinko-Version": str(opened.version),
         "X-Kinko-Sha256": opened.sha256,
+        "Content-Length": str(opened.size),
         "Cache-Control": "no-store",
     }
+
+
+def _content_response(opened: OpenedRead) -> Response:
+    headers = _content_headers(opened)
     if len(opened.first) == opened.size:
         # The whole (small) document was verified and decrypted before the audit event was
         # written; answering in one piece spares the per-chunk thread hops of a stream.
         opened.rest.close()
-        return Response(opened.first, media_type="application/octet-stream", headers=headers)
+        return Response(opened.first, headers=headers)
 
     def body() -> Iterator[bytes]:
         if opened.first:
             yield opened.first
         yield from opened.rest
 
-    headers["Content-Length"] = str(opened.size)
-    return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(body(), headers=headers)
 
 
-@router.get("/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+def _head_response(opened: OpenedRead) -> Response:
+    """What GET would answer, headers and all (Content-Length included), without the body."""
+    opened.rest.close()
+    return Response(status_code=200, headers=_content_headers(opened))
+
+
+@router.get(
+    "/documents/{doc_id}/content",
+    openapi_extra=OPTIONAL_AUTH,
+    response_class=Response,
+    **answers(None, *CONTENT_ERRORS, extra=CONTENT_OK),
+)
 async def get_content(
-    request: Request, ctx: AnyCtx, doc_id: str, version: str | None = None
+    ctx: AnyCtx, doc_id: str, purpose: PurposeHeader = None, version: str | None = None
 ) -> Response:
-    purpose = request.headers.get("x-access-purpose")
     opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose)
     return _content_response(opened)
 
 
-@router.get("/public/documents", response_model=DocumentList, response_model_by_alias=True)
+@router.head(
+    "/documents/{doc_id}/content",
+    openapi_extra=OPTIONAL_AUTH,
+    response_class=Response,
+    **answers(None, *CONTENT_ERRORS, extra=CONTENT_OK),
+)
+async def head_content(
+    ctx: AnyCtx, doc_id: str, purpose: PurposeHeader = None, version: str | None = None
+) -> Response:
+    opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose, head=True)
+    return _head_response(opened)
+
+
+@router.get("/public/documents", **answers(DocumentList))
 def public_documents(ctx: AnyCtx) -> Response:
     return JSONResponse(documents.list_public_documents(ctx))
 
 
-@router.get("/public/documents/{doc_id}/content", responses=CONTENT_RESPONSE)
+@router.get(
+    "/public/documents/{doc_id}/content",
+    response_class=Response,
+    **answers(None, *PUBLIC_CONTENT_ERRORS, extra=CONTENT_OK),
+)
 async def public_content(ctx: AnyCtx, doc_id: str) -> Response:
     opened = await run_in_threadpool(documents.read_public, ctx, doc_id)
     return _content_response(opened)
+
+
+@router.head(
+    "/public/documents/{doc_id}/content",
+    response_class=Response,
+    **answers(None, *PUBLIC_CONTENT_ERRORS, extra=CONTENT_OK),
+)
+async def head_public_content(ctx: AnyCtx, doc_id: str) -> Response:
+    opened = await run_in_threadpool(documents.read_public, ctx, doc_id, head=True)
+    return _head_response(opened)

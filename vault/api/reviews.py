@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from vault.api.deps import Body, UserCtx, body_schema
+from vault.api.openapi import answers
+from vault.api.schemas import ReviewCoverage, ReviewDecided, ReviewList, ReviewReport
 from vault.services import reviews as service
 from vault.services.schemas import ReviewDecision
 
@@ -36,12 +38,27 @@ def wants_csv(accept: str | None) -> bool:
     return csv_q > 0 and csv_q >= json_q
 
 
-@router.get("")
+@router.get("", **answers(ReviewList, 400, 403))
 def list_reviews(ctx: UserCtx, status: str | None = None) -> dict[str, Any]:
     return service.list_items(ctx, status)
 
 
-@router.get("/report", responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/report",
+    **answers(
+        ReviewReport,
+        400,
+        403,
+        extra={
+            200: {
+                "model": ReviewReport,
+                "description": "JSON, or CSV (with a header row) for `Accept: text/csv` or "
+                "`format=csv`.",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+)
 def review_report(
     ctx: UserCtx,
     request: Request,
@@ -60,11 +77,15 @@ def review_report(
     return JSONResponse(rep)
 
 
-@router.get("/coverage")
+@router.get("/coverage", **answers(ReviewCoverage, 400, 403))
 def review_coverage(ctx: UserCtx, older_than_days: str | None = None) -> dict[str, Any]:
     return service.coverage(ctx, older_than_days)
 
 
-@router.post("/{seq}", openapi_extra=body_schema(ReviewDecision))
+@router.post(
+    "/{seq}",
+    openapi_extra=body_schema(ReviewDecision),
+    **answers(ReviewDecided, 400, 403, 404, 409),
+)
 def submit_review(ctx: UserCtx, seq: str, body: Body) -> dict[str, Any]:
     return service.submit(ctx, seq, body)

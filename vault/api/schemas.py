@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class DocumentItem(BaseModel):
@@ -56,3 +56,275 @@ class SyncManifest(BaseModel):
     generated_at: str
     cases: list[SyncCase]
     documents: list[SyncDocument]
+
+
+# -- the rest of the API's JSON answers ---------------------------------------------------------
+#
+# These document the answers in /openapi.json; routes return plain dicts built by the services
+# and are not re-validated on the way out (tests/api/test_openapi.py checks real answers
+# against these schemas instead).  Times are RFC 3339 strings in UTC.
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class MyMembership(BaseModel):
+    case_id: str
+    case_number: str
+    roles: list[str]
+    expires_at: str | None
+    active: bool = Field(description="False once the membership has expired.")
+
+
+class Me(BaseModel):
+    name: str
+    display_name: str | None
+    roles: list[str]
+    memberships: list[MyMembership]
+
+
+class NotificationItem(BaseModel):
+    id: int
+    kind: str = Field(description="e.g. token.issued_for_user")
+    user: str | None
+    by: str | None
+    token_id: str | None
+    created_at: str | None
+
+
+class NotificationList(BaseModel):
+    notifications: list[NotificationItem]
+
+
+class TokenIssued(BaseModel):
+    token: str = Field(description="The secret, shown only in this answer; only a hash is kept.")
+    id: str
+    expires_at: str | None
+    issued_by: str | None = Field(description="Who minted it, when not its holder.")
+
+
+class TokenInfo(BaseModel):
+    """A token as its holder or an admin sees it: never the secret or its hash."""
+
+    id: str
+    created_at: str | None
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None = Field(description="When it last authenticated (to the minute).")
+    active: bool
+    issued_by: str | None
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo]
+
+
+class UserCreated(BaseModel):
+    name: str
+    display_name: str | None
+    roles: list[str]
+    disabled: bool
+
+
+class UserOut(UserCreated):
+    created_at: str | None
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+
+
+class UserMembership(MyMembership):
+    active: bool = Field(description="False once expired, and while the user is disabled.")
+    granted_by: str | None
+
+
+class UserDetail(UserOut):
+    memberships: list[UserMembership]
+
+
+class UserState(BaseModel):
+    name: str
+    roles: list[str]
+    disabled: bool
+
+
+class CaseSummary(BaseModel):
+    id: str
+    number: str
+    title: str | None = Field(description="None once the case was crypto-shredded.")
+    stage: str
+    shredded_at: str | None = Field(default=None, description="Only on a shredded case.")
+
+
+class CaseList(BaseModel):
+    cases: list[CaseSummary]
+
+
+class TransitionItem(BaseModel):
+    id: str
+    stage: str
+    at: str
+    by: str | None
+
+
+class MemberItem(BaseModel):
+    name: str | None
+    roles: list[str]
+    expires_at: str | None
+    granted_by: str | None
+
+
+class CaseDetail(CaseSummary):
+    transitions: list[TransitionItem]
+    members: list[MemberItem]
+
+
+class TransitionCreated(BaseModel):
+    id: str
+    stage: str
+    at: str | None
+
+
+class DocumentCreated(BaseModel):
+    id: str
+    class_: str = Field(alias="class")
+    title: str
+    version: int
+
+
+class VersionCreated(BaseModel):
+    version: int
+
+
+class VersionItem(BaseModel):
+    version: int
+    size: int
+    sha256: str
+    created_at: str | None
+    created_by: str | None = Field(description="Unnamed when the author is a secret evaluator.")
+    final: bool
+
+
+class DocumentMeta(DocumentItem):
+    versions: list[VersionItem]
+
+
+class FinalSetResult(BaseModel):
+    id: str
+    final_version: int
+    previous_final_version: int | None
+
+
+class Reader(BaseModel):
+    name: str
+    roles: list[str] = Field(description="The case roles that each alone give the read.")
+    rule: Literal[1, 2] = Field(
+        description="1: every version through a case role; 2: only the disclosed final version."
+    )
+    expires_at: str | None
+
+
+class AccessAtTransition(BaseModel):
+    id: str
+    stage: str = Field(description="The stage in force from `at`.")
+    at: str
+    public: bool
+    readers: list[Reader]
+    gains: list[str] = Field(description="Members who may read then but not now.")
+    loses: list[str] = Field(description="Members who may read now but not then.")
+
+
+class DocumentAccess(BaseModel):
+    document_id: str
+    case_id: str
+    class_: str = Field(alias="class")
+    at: str = Field(description="The instant the answer describes (now).")
+    stage: str
+    final_version: int | None
+    public: bool = Field(description="Whether anyone may read the final version now.")
+    readers: list[Reader]
+    next_transition: AccessAtTransition | None
+
+
+class EventClient(BaseModel):
+    ip: str | None
+    user_agent: str | None
+    device: str | None
+    token_issuer: str | None = Field(default=None, description="Only on marked tokens.")
+
+
+class AuditEventOut(BaseModel):
+    """One audit event (SPEC §5); events may carry further fields in later versions."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int
+    time: str
+    actor: str | None
+    action: str
+    decision: Literal["allow", "deny"]
+    reason: str | None
+    case_id: str | None
+    document_id: str | None
+    version: int | None
+    class_: str | None = Field(alias="class")
+    purpose: str | None
+    target: str | None = None
+    client: EventClient
+    request_id: str
+
+
+class AuditEvents(BaseModel):
+    events: list[AuditEventOut]
+    next_cursor: str | None
+
+
+class InclusionProof(BaseModel):
+    leaf_index: int
+    tree_size: int
+    hashes: list[str] = Field(description="Base64 SHA-256 hashes.")
+
+
+class ConsistencyProof(BaseModel):
+    old_size: int
+    new_size: int
+    hashes: list[str] = Field(description="Base64 SHA-256 hashes.")
+
+
+class ReviewItemOut(BaseModel):
+    seq: int = Field(description="The sequence number of the item's first read.")
+    actor: str | None
+    case_id: str | None
+    document_id: str | None
+    purpose: str | None
+    time: str
+    status: Literal["pending", "confirmed", "flagged"]
+    reads: int
+    token_issuer: str | None
+    membership_granted_by: str | None = None
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewItemOut]
+
+
+class ReviewDecided(ReviewItemOut):
+    reviewer: str | None
+    verdict: str | None
+    note: str | None
+    decided_at: str | None
+
+
+class ReviewReport(BaseModel):
+    date: str
+    timezone: str
+    items: list[ReviewDecided]
+
+
+class ReviewCoverage(BaseModel):
+    reads: int
+    reviewed: int
+    share_reviewed: float | None
+    flagged: int
+    unreviewed_older: int

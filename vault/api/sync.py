@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Response
 
 from vault.api.deps import UserCtx
+from vault.api.openapi import errors
 from vault.api.schemas import SyncManifest
 from vault.services import sync
 
@@ -44,7 +45,6 @@ MANIFEST_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Nothing changed since the ETag in If-None-Match; no body, not audited.",
         "headers": {"ETag": {"schema": {"type": "string"}}},
     },
-    401: {"description": "Not signed in (audited as `auth.fail`)."},
 }
 
 
@@ -52,14 +52,16 @@ MANIFEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/manifest",
     response_model=SyncManifest,
     response_model_by_alias=True,
-    responses=MANIFEST_RESPONSES,
+    responses={**MANIFEST_RESPONSES, **errors()},
     summary="What the caller's sync client must mirror",
     description=MANIFEST_DESCRIPTION,
 )
 def manifest(
     ctx: UserCtx,
     if_none_match: str | None = Header(
-        None, description="The ETag of a previous answer; 304 if it is still current."
+        None,
+        alias="If-None-Match",
+        description="The ETag of a previous answer; 304 if it is still current.",
     ),
 ) -> Response:
     answer = sync.manifest(ctx, if_none_match)

@@ -89,7 +89,9 @@ def _obj_match(requested: str, rule: str) -> bool:
 
 
 # Administrative objects and their actions, as the policy may name them.
-ADMIN_OBJECTS = frozenset({"@users", "@members", "@cases", "@transitions", "@audit", "@reviews"})
+ADMIN_OBJECTS = frozenset(
+    {"@users", "@members", "@cases", "@transitions", "@audit", "@reviews", "@access"}
+)
 ADMIN_ACTIONS = frozenset({"manage", "create", "read", "decide", "coverage"})
 # Stage passed for administrative decisions, which no stage list names.
 _NO_STAGE = "-"
@@ -413,6 +415,37 @@ class Guard:
             raise Forbidden(self._READ_REFUSED, code="read_not_permitted")
         # A non-member who may read only the disclosed final version learns nothing about drafts.
         raise NotFound("version not found", code="version_not_found")
+
+    def read_grant(
+        self,
+        principal: Principal,
+        view: CaseView,
+        cls: str,
+        latest_version: int,
+        final_version: int | None,
+    ) -> ContentGrant | None:
+        """``content_read`` of the version served by default, as a value: None where it refuses.
+
+        This is how the access overview asks "may this member read it?" of every member at
+        every instant it reports: through the one decision a real read goes through, never a
+        copy of its rule.
+        """
+        try:
+            return self.content_read(principal, view, cls, latest_version, final_version, None)
+        except (NotFound, Forbidden):
+            return None
+
+    def require_access_overview(self, principal: Principal, view: CaseView) -> None:
+        """Who may see who can read a document: admin, auditor and the case's supervisors.
+
+        ``view`` comes from ``require_document``, so whoever may not know of the document has
+        already been answered 404; a member (or anyone, for a disclosed document) gets 403.
+        """
+        if not self.may(view.roles | principal.roles, "@access", "read"):
+            raise Forbidden(
+                "your roles do not allow seeing who may read this document",
+                code="access_overview_not_permitted",
+            )
 
     def can_see_evaluators(self, view: CaseView) -> bool:
         return view.overseer or view.may("evaluator_names", "read")

@@ -58,6 +58,9 @@ class Token(Base):
     issued_by: Mapped[int | None] = mapped_column(Integer, default=None)
     # The token this one was minted with: revoking a token revokes what was minted with it.
     parent_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    # When the token last authenticated a request, to within TOKEN_USE_GRANULARITY
+    # (vault.services.users): an admin can tell a forgotten token from one in daily use.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Case(Base):
@@ -135,6 +138,10 @@ class Version(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     # Whether the author held the evaluator role when writing: their name is then secret (§4.3).
     by_evaluator: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The Content-Type the version was uploaded with, sealed with the case key like the
+    # title; None for versions stored before it was kept, which are served as
+    # application/octet-stream.
+    content_type_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class IdempotencyRecord(Base):

@@ -191,6 +191,8 @@ class StoredVersion:
     size: int
     sha256_sealed: bytes
     wrapped_dek: bytes
+    # The uploaded media type, sealed; None for versions stored before it was kept.
+    content_type_sealed: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,8 @@ class ReadLookup:
     roles: list[str]
     # The requested (else the latest) version and the final one: the guard grants one of them.
     versions: dict[int, StoredVersion]
+    # The sealed document title, for the download's filename.
+    title_sealed: bytes = b""
 
 
 def _read_statement() -> Select[Any]:
@@ -233,8 +237,16 @@ def _read_statement() -> Select[Any]:
             *(
                 col
                 for v in (wanted, final)
-                for col in (v.version, v.blob_name, v.size, v.sha256_sealed, v.wrapped_dek)
+                for col in (
+                    v.version,
+                    v.blob_name,
+                    v.size,
+                    v.sha256_sealed,
+                    v.wrapped_dek,
+                    v.content_type_sealed,
+                )
             ),
+            Document.title_sealed,
         )
         .join(Case, Case.id == Document.case_id)
         .outerjoin(
@@ -276,8 +288,10 @@ def read_lookup(
     if row is None:
         return None
     versions = {
-        int(row[i]): StoredVersion(int(row[i]), row[i + 1], int(row[i + 2]), row[i + 3], row[i + 4])
-        for i in (8, 13)
+        int(row[i]): StoredVersion(
+            int(row[i]), row[i + 1], int(row[i + 2]), row[i + 3], row[i + 4], row[i + 5]
+        )
+        for i in (8, 14)
         if row[i] is not None
     }
     return ReadLookup(
@@ -287,6 +301,7 @@ def read_lookup(
         stage=row[6] or "drafting",
         roles=[r for r in (row[7] or "").split(",") if r],
         versions=versions,
+        title_sealed=row[20],
     )
 
 
@@ -309,3 +324,28 @@ def manifest_state(conn: Connection, user_id: int | None, at: datetime) -> list[
         .order_by(Membership.case_id)
     )
     return [tuple(r) for r in rows]
+
+
+def next_transition(s: Session, case_id: str, after: datetime) -> Transition | None:
+    """The earliest scheduled (future, not cancelled) transition after ``after``, if any."""
+    return s.scalar(
+        select(Transition)
+        .where(
+            Transition.case_id == case_id,
+            Transition.cancelled_at.is_(None),
+            Transition.at > after,
+        )
+        .order_by(Transition.at, Transition.created_at)
+        .limit(1)
+    )
+
+
+def case_members(s: Session, case_id: str) -> list[tuple[Membership, User]]:
+    """Every membership of a case (expired ones too) with its user, by user name."""
+    rows = s.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.case_id == case_id)
+        .order_by(User.name)
+    )
+    return [row.tuple() for row in rows]

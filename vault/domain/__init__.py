@@ -152,6 +152,47 @@ def check_purpose(purpose: str | None) -> str:
     return purpose
 
 
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+MEDIA_TYPE_MAX = 255
+
+# RFC 9110 §8.3.1: type "/" subtype *( OWS ";" OWS parameter ), names being tokens and a
+# parameter value a token or a quoted string (no control characters inside the quotes).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105 - the RFC 9110 token grammar.
+_QUOTED = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+_PARAM = rf"{_TOKEN}=(?:{_TOKEN}|{_QUOTED})"
+# RFC 9110 lets a parameter be empty ("text/plain;"), which some clients send.
+_MEDIA_TYPE = re.compile(
+    rf"(?P<type>{_TOKEN})/(?P<subtype>{_TOKEN})(?P<params>(?:[ \t]*;[ \t]*(?:{_PARAM})?)*)"
+)
+_PARAM_RE = re.compile(_PARAM)
+
+
+def media_type(raw: str | None) -> str:
+    """The media type an upload declared in ``Content-Type``, checked and normalised.
+
+    An absent or empty header means "bytes of no stated kind": ``application/octet-stream``.
+    Anything else must be a single syntactically valid media type of at most
+    ``MEDIA_TYPE_MAX`` characters, or DomainError ``invalid_content_type``: a value that is
+    refused is better than one silently replaced, because the uploader learns at once that
+    the type they meant to keep will not be kept.  Type and subtype are lower-cased (they are
+    case-insensitive); parameters are kept as sent.  Wildcards (``*/*``) name a range of types
+    in ``Accept``, never the type of one document, and are refused.
+    """
+    if raw is None or not raw.strip():
+        return DEFAULT_MEDIA_TYPE
+    value = raw.strip()
+    match = _MEDIA_TYPE.fullmatch(value) if len(value) <= MEDIA_TYPE_MAX else None
+    if match is None or "*" in (match["type"], match["subtype"]):
+        raise DomainError(
+            "invalid_content_type",
+            f"Content-Type must be one media type such as text/plain; charset=utf-8 "
+            f"(at most {MEDIA_TYPE_MAX} characters)",
+        )
+    params = "; ".join(p.group() for p in _PARAM_RE.finditer(match["params"]))
+    base = f"{match['type'].lower()}/{match['subtype'].lower()}"
+    return f"{base}; {params}" if params else base
+
+
 _ASCII_INT = re.compile(r"[0-9]{1,9}")
 
 

@@ -121,6 +121,16 @@ class Keyring:
         return open_sealed(case_key, sealed, _ad("version-sha256", doc_id, version)).decode()
 
     @staticmethod
+    def seal_content_type(case_key: bytes, doc_id: str, version: int, media_type: str) -> bytes:
+        # Sealed like the title: a media type says what kind of document it is (a scanned
+        # proposal, a spreadsheet of prices), which the catalog must not tell in the clear.
+        return seal(case_key, media_type.encode(), _ad("version-content-type", doc_id, version))
+
+    @staticmethod
+    def open_content_type(case_key: bytes, doc_id: str, version: int, sealed: bytes) -> str:
+        return open_sealed(case_key, sealed, _ad("version-content-type", doc_id, version)).decode()
+
+    @staticmethod
     def wrap_dek(case_key: bytes, doc_id: str, version: int, dek: bytes) -> bytes:
         return wrap_key(case_key, dek, _ad("dek", doc_id, version))
 

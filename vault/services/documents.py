@@ -28,12 +28,21 @@ from sqlalchemy.orm import Session
 from vault.audit.scope import AuditScope
 from vault.authz import CaseView
 from vault.catalog.models import Case, Document, IdempotencyRecord, Version
-from vault.catalog.queries import MAX_ID, evaluator_ids, find_document, read_lookup, user_names
+from vault.catalog.queries import (
+    MAX_ID,
+    StoredVersion,
+    evaluator_ids,
+    find_document,
+    read_lookup,
+    user_names,
+)
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import new_data_key
 from vault.domain import (
+    DEFAULT_MEDIA_TYPE,
     DomainError,
     check_purpose,
+    media_type,
     parse_positive_int,
     validate_class,
     validate_title,
@@ -248,6 +257,7 @@ class NewDocument:
     case_id: str
     cls: str | None
     raw_title: str | None  # the X-Kinko-Title header, still percent-encoded
+    raw_content_type: str | None = None  # the Content-Type header, as sent
 
 
 @dataclass(frozen=True)
@@ -256,6 +266,7 @@ class NewVersion:
 
     doc_id: str
     raw_if_match: str | None
+    raw_content_type: str | None = None  # the Content-Type header, as sent
 
 
 UploadTarget = NewDocument | NewVersion
@@ -278,6 +289,8 @@ class WritePlan:
     case_key: bytes = field(repr=False)
     dek: bytes = field(repr=False)
     by_evaluator: bool = False
+    # The checked Content-Type, kept (sealed) with the version and sent back on every read.
+    content_type: str = "application/octet-stream"
     # An earlier request under the same Idempotency-Key; compared once the body is hashed.
     earlier: IdempotencyRecord | None = None
 
@@ -317,6 +330,13 @@ def _title_of(raw_title: str | None) -> str:
         raise BadRequest(e.message, code=e.code) from None
 
 
+def _content_type_of(raw: str | None) -> str:
+    try:
+        return media_type(raw)
+    except DomainError as e:
+        raise BadRequest(e.message, code=e.code) from None
+
+
 def _plan(ctx: Ctx, ev: AuditScope, target: UploadTarget, idem_key: str | None) -> WritePlan:
     """Decide a write before its body is read: 404 → 403 → 400, then If-Match (412)."""
     guard = ctx.vault.guard
@@ -339,6 +359,8 @@ def _plan(ctx: Ctx, ev: AuditScope, target: UploadTarget, idem_key: str | None) 
             guard.require_write(view, cls)
             title, doc_id, version, base = None, doc.id, doc.latest_version + 1, doc.latest_version
             scope = f"version:{doc.id}"
+        # Checked once the caller may write (404 → 403 → 400), before any byte is stored.
+        content_type = _content_type_of(target.raw_content_type)
         earlier = idempotency.find(s, ctx, idem_key)
         if earlier is None and if_match is not None and if_match != base:
             raise PreconditionFailed(
@@ -359,6 +381,7 @@ def _plan(ctx: Ctx, ev: AuditScope, target: UploadTarget, idem_key: str | None) 
             dek=new_data_key(),
             by_evaluator="evaluator" in view.roles,
             earlier=earlier,
+            content_type=content_type,
         )
 
 
@@ -484,6 +507,9 @@ def _commit(
                     created_at=now,
                     created_by=ctx.principal.user_id,
                     by_evaluator=plan.by_evaluator,
+                    content_type_sealed=vault.keys.seal_content_type(
+                        plan.case_key, plan.doc_id, plan.version, plan.content_type
+                    ),
                 )
             )
             doc.latest_version = plan.version
@@ -545,6 +571,10 @@ class OpenedRead:
     sha256: str
     first: bytes
     rest: Generator[bytes, None, None]
+    # What the response says about the bytes (see vault.api.documents._content_headers):
+    # the media type the version was uploaded with, and the document title for its filename.
+    content_type: str = DEFAULT_MEDIA_TYPE
+    title: str = ""
 
 
 def _plaintext_chunks(
@@ -585,22 +615,38 @@ def _usable_purpose(text: str | None) -> str | None:
         return None
 
 
-def read(ctx: Ctx, doc_id: str, version: str | None, purpose: str | None) -> OpenedRead:
-    """A content read by a case member (rule 1) or of a disclosed final version (rule 2)."""
-    return _read(ctx, doc_id, version, purpose, public=False)
+def read(
+    ctx: Ctx, doc_id: str, version: str | None, purpose: str | None, *, head: bool = False
+) -> OpenedRead:
+    """A content read by a case member (rule 1) or of a disclosed final version (rule 2).
+
+    ``head`` is ``HEAD`` on the content route: the same decision (404 → 403 → 400, purpose
+    included, so HEAD answers what GET would), the same checks of the stored version, and the
+    same headers, but no byte of content leaves.  It is audited as ``document.head`` with the
+    purpose it declared: a probe of size, digest and type is on the record, and it opens no
+    access review, because no content was read (SPEC §6 reviews content reads).
+    """
+    return _read(ctx, doc_id, version, purpose, public=False, head=head)
 
 
-def read_public(ctx: Ctx, doc_id: str) -> OpenedRead:
+def read_public(ctx: Ctx, doc_id: str, *, head: bool = False) -> OpenedRead:
     """The final version of a disclosed document, to anyone, with no purpose and no review."""
-    return _read(ctx, doc_id, None, None, public=True)
+    return _read(ctx, doc_id, None, None, public=True, head=head)
 
 
 def _read(
-    ctx: Ctx, doc_id: str, raw_version: str | None, raw_purpose: str | None, *, public: bool
+    ctx: Ctx,
+    doc_id: str,
+    raw_version: str | None,
+    raw_purpose: str | None,
+    *,
+    public: bool,
+    head: bool = False,
 ) -> OpenedRead:
     vault = ctx.vault
     guard = vault.guard
-    with ctx.scope("document.read", document_id=doc_id) as ev:
+    action = "document.head" if head else "document.read"
+    with ctx.scope(action, document_id=doc_id) as ev:
         requested = parse_version(raw_version)
         # What was sent is recorded (decoded, capped) even when it is refused below; a read
         # that needs no purpose keeps it only if it is a usable one (below).
@@ -641,6 +687,7 @@ def _read(
         try:
             digest = vault.keys.open_digest(key, ref.id, row.version, row.sha256_sealed)
             dek = vault.keys.unwrap_dek(key, ref.id, row.version, row.wrapped_dek)
+            content_type, title = _described(ctx, key, ref.id, found.title_sealed, row)
         except (KeyUnavailable, IntegrityError):
             # A sealed field that fails to open means the catalog row was altered or moved.
             raise IntegrityFailure(
@@ -668,5 +715,24 @@ def _read(
             chunks.close()
             raise
         return OpenedRead(
-            version=row.version, size=row.size, sha256=digest, first=first, rest=chunks
+            version=row.version,
+            size=row.size,
+            sha256=digest,
+            first=first,
+            rest=chunks,
+            content_type=content_type,
+            title=title,
         )
+
+
+def _described(
+    ctx: Ctx, key: bytes, doc_id: str, title_sealed: bytes, row: StoredVersion
+) -> tuple[str, str]:
+    """The version's media type and the document's title, both opened from their seals."""
+    sealed = row.content_type_sealed
+    content_type = (
+        DEFAULT_MEDIA_TYPE
+        if sealed is None
+        else ctx.vault.keys.open_content_type(key, doc_id, row.version, sealed)
+    )
+    return content_type, ctx.vault.keys.open_title(key, doc_id, title_sealed)

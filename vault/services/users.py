@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from vault.audit.records import RequestInfo, build_record, system_info
 from vault.audit.scope import AuditScope
@@ -18,6 +19,7 @@ from vault.catalog.models import Case, Membership, Notification, Token, User
 from vault.catalog.queries import active_membership, active_memberships, user_names
 from vault.catalog.types import utcnow
 from vault.core import Vault
+from vault.db import writer
 from vault.domain import DomainError, validate_global_roles, validate_user_name
 from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
@@ -26,6 +28,8 @@ from vault.services.schemas import TokenCreate, UserCreate
 
 TOKEN_PREFIX = "kinko_"  # noqa: S105 - a public prefix, not a secret.
 BOOTSTRAP_TTL = timedelta(days=3650)
+
+log = logging.getLogger("kinko.users")
 
 
 def hash_token(token: str) -> str:
@@ -75,6 +79,8 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
     actor: str | None = None
     issuer: str | None = None
     reason = "invalid_token"
+    principal: Principal | None = None
+    last_used: datetime | None = None
     if token is not None:
         digest = hash_token(token)
         generation = vault.tokens.generation
@@ -104,13 +110,52 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
                         token_id=tok.id,
                     )
                     vault.tokens.put(digest, (principal, tok.expires_at), generation)
-                    return principal
+                    last_used = tok.last_used_at
+        if principal is not None:
+            note_token_use(vault, principal.token_id, last_used)
+            return principal
     else:
         reason = "malformed_authorization"
     # A refused marked token still names its issuer, like every event made with it.
     ctx = Ctx(vault, Principal(None, actor, token_issuer=issuer), info)
     with ctx.scope("auth.fail"):
         raise Unauthenticated("invalid, expired or revoked token", code=reason)
+
+
+# "Last used" is kept to the minute: writing it on every request would put every request
+# behind the catalog's write lock, while once a minute per token costs nothing that matters.
+TOKEN_USE_GRANULARITY = timedelta(seconds=60)
+
+
+def note_token_use(vault: Vault, token_id: str | None, last_used: datetime | None) -> None:
+    """Record that a token authenticated a request now, at most once per granularity step.
+
+    Best effort: a catalog too busy to take the write must not fail the request the token
+    was presented for, so the failure is logged and the next request tries again.  The write
+    goes through a plain connection, not a write session, on purpose: a committed write
+    session empties the token cache (``vault.catalog.cache``), and a last-use time changes
+    nothing the cache holds, so it must not cost every other token a database look-up.  As
+    authentication reaches here only on a cache miss, the recorded time is at most the cache's
+    lifetime older than the last use, within the granularity anyway.
+    """
+    now = utcnow()
+    if token_id is None or (last_used is not None and now - last_used < TOKEN_USE_GRANULARITY):
+        return
+    try:
+        with writer(vault.catalog_engine).begin() as conn:
+            conn.execute(
+                update(Token)
+                .where(
+                    Token.id == token_id,
+                    or_(
+                        Token.last_used_at.is_(None),
+                        Token.last_used_at < now - TOKEN_USE_GRANULARITY,
+                    ),
+                )
+                .values(last_used_at=now)
+            )
+    except OperationalError:
+        log.warning("could not record the use of token %s; the next request will", token_id)
 
 
 def require_signed_in(ctx: Ctx) -> None:
@@ -170,6 +215,11 @@ def _user_out(user: User) -> dict[str, Any]:
         "roles": user.role_list,
         "disabled": user.disabled,
     }
+
+
+def _user_row(user: User) -> dict[str, Any]:
+    """A user as the admin's listings show it."""
+    return {**_user_out(user), "created_at": iso(user.created_at)}
 
 
 def me(ctx: Ctx) -> dict[str, Any]:
@@ -385,30 +435,30 @@ def _issue(ctx: Ctx, ev: AuditScope, s: Any, holder: User, ttl: int) -> dict[str
     return {**_token_out(tok, token), "issued_by": issuer}
 
 
+def _token_list(ctx: Ctx, s: Any, user_id: int | None) -> dict[str, Any]:
+    """A user's tokens as their holder or an admin sees them: never the token or its hash."""
+    rows = list(s.scalars(select(Token).where(Token.user_id == user_id).order_by(Token.created_at)))
+    issuers = user_names(s, {t.issued_by for t in rows if t.issued_by is not None})
+    now = ctx.now()
+    return {
+        "tokens": [
+            {
+                "id": t.id,
+                "created_at": iso(t.created_at),
+                "expires_at": iso(t.expires_at),
+                "revoked_at": iso(t.revoked_at),
+                "last_used_at": iso(t.last_used_at),
+                "active": t.revoked_at is None and t.expires_at > now,
+                "issued_by": issuers.get(t.issued_by) if t.issued_by else None,
+            }
+            for t in rows
+        ]
+    }
+
+
 def list_own_tokens(ctx: Ctx) -> dict[str, Any]:
     with ctx.scope("token.list", target=ctx.principal.name), ctx.vault.read_session() as s:
-        rows = list(
-            s.scalars(
-                select(Token)
-                .where(Token.user_id == ctx.principal.user_id)
-                .order_by(Token.created_at)
-            )
-        )
-        issuers = user_names(s, {t.issued_by for t in rows if t.issued_by is not None})
-        now = ctx.now()
-        return {
-            "tokens": [
-                {
-                    "id": t.id,
-                    "created_at": iso(t.created_at),
-                    "expires_at": iso(t.expires_at),
-                    "revoked_at": iso(t.revoked_at),
-                    "active": t.revoked_at is None and t.expires_at > now,
-                    "issued_by": issuers.get(t.issued_by) if t.issued_by else None,
-                }
-                for t in rows
-            ]
-        }
+        return _token_list(ctx, s, ctx.principal.user_id)
 
 
 def revoke_own_token(ctx: Ctx, token_id: str) -> None:
@@ -485,3 +535,70 @@ def disable_user(ctx: Ctx, name: str) -> dict[str, Any]:
             ev.allow(f"revoked={revoked}")
             s.commit()
             return {"name": user.name, "roles": user.role_list, "disabled": True}
+
+
+# -- user administration (admin only) ------------------------------------------------------------
+
+
+def list_users(ctx: Ctx) -> dict[str, Any]:
+    with ctx.scope("user.list"):
+        _require_admin(ctx)
+        with ctx.vault.read_session() as s:
+            return {"users": [_user_row(u) for u in s.scalars(select(User).order_by(User.name))]}
+
+
+def get_user(ctx: Ctx, name: str) -> dict[str, Any]:
+    """One user with their memberships; 403 for non-admins before anything is looked up."""
+    with ctx.scope("user.read", target=name):
+        _require_admin(ctx)
+        with ctx.vault.read_session() as s:
+            user = _user(s, name)
+            now = ctx.now()
+            rows = s.execute(
+                select(Membership, Case.number)
+                .join(Case, Case.id == Membership.case_id)
+                .where(Membership.user_id == user.id)
+                .order_by(Case.number)
+            ).all()
+            grantors = user_names(s, {m.granted_by for m, _ in rows if m.granted_by is not None})
+            return {
+                **_user_row(user),
+                "memberships": [
+                    {
+                        "case_id": m.case_id,
+                        "case_number": number,
+                        "roles": m.role_list,
+                        "expires_at": iso(m.expires_at),
+                        # A disabled user's memberships are suspended, not removed.
+                        "active": not user.disabled
+                        and (m.expires_at is None or m.expires_at > now),
+                        "granted_by": grantors.get(m.granted_by) if m.granted_by else None,
+                    }
+                    for m, number in rows
+                ],
+            }
+
+
+def list_user_tokens(ctx: Ctx, name: str) -> dict[str, Any]:
+    with ctx.scope("token.list", target=name):
+        _require_admin(ctx)
+        with ctx.vault.read_session() as s:
+            return _token_list(ctx, s, _user(s, name).id)
+
+
+def enable_user(ctx: Ctx, name: str) -> dict[str, Any]:
+    """Re-enable a disabled user; enabling an enabled user changes nothing (idempotent).
+
+    The tokens revoked when the user was disabled stay revoked: the user needs a new token,
+    so a token that leaked while the account was off cannot come back to life with it.
+    """
+    with ctx.scope("user.enable", target=name) as ev:
+        _require_admin(ctx)
+        with ctx.vault.write_session() as s:
+            user = _user(s, name)
+            was_disabled = user.disabled
+            user.disabled = False
+            s.flush()
+            ev.allow("ok" if was_disabled else "already_enabled")
+            s.commit()
+            return {"name": user.name, "roles": user.role_list, "disabled": False}
