@@ -43,8 +43,11 @@ log = benchkit.logger("bench_core")
 
 def load_conftest() -> ModuleType:
     """Import tests/conftest.py (make_server, free_port) without making ``tests`` a package."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    # The repository root (for ``clients`` and ``vault``) and tests/ (for the modules
+    # conftest.py imports beside itself, as pytest's rootdir-relative imports allow).
+    for path in (str(ROOT), str(ROOT / "tests")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
     spec = importlib.util.spec_from_file_location(
         "kinko_bench_conftest", ROOT / "tests" / "conftest.py"
     )

@@ -578,10 +578,10 @@ class OpenedRead:
 
 
 def _plaintext_chunks(
-    reader: BlobReader, decryptor: StreamDecryptor
+    reader: BlobReader, decryptor: StreamDecryptor, chunk_size: int = READ_CHUNK
 ) -> Generator[bytes, None, None]:
     try:
-        for chunk in reader.iter_chunks(READ_CHUNK):
+        for chunk in reader.iter_chunks(chunk_size):
             out = decryptor.update(chunk)
             if out:
                 yield out
@@ -697,12 +697,19 @@ def _read(
             reader = vault.blobs.open(row.blob_name)
         except BlobNotFound:
             raise IntegrityFailure("stored content is missing", code="content_missing") from None
-        chunks = _plaintext_chunks(reader, StreamDecryptor(dek, ref.id, row.version))
+        whole = row.size <= WHOLE_READ_MAX
+        # A small document's ciphertext is fetched in one read (its blob's size), a large one
+        # in READ_CHUNK pieces.
+        chunks = _plaintext_chunks(
+            reader,
+            StreamDecryptor(dek, ref.id, row.version),
+            max(1, reader.size) if whole else READ_CHUNK,
+        )
         try:
             # The first chunk (a small document: all of it) is decrypted and verified before
             # the event is written and before the response starts, so a swapped or corrupted
             # blob is answered with an error status instead of a 200 that breaks off.
-            first = b"".join(chunks) if row.size <= WHOLE_READ_MAX else next(chunks, b"")
+            first = b"".join(chunks) if whole else next(chunks, b"")
         except IntegrityError:
             chunks.close()
             raise IntegrityFailure(
