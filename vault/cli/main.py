@@ -7,11 +7,15 @@ from typing import Annotated
 import typer
 
 from vault.cli._common import DataDir, load_settings
+from vault.cli.errors import KinkoGroup
 
 app = typer.Typer(
+    cls=KinkoGroup,
     help="Kinko: an encrypted, stage-aware document vault for public procurement.",
     no_args_is_help=True,
     add_completion=False,
+    # A traceback of a bug must never print local variables: they hold tokens and keys.
+    pretty_exceptions_show_locals=False,
 )
 
 
