@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from vault.audit.bundle import verify_bundle, write_bundle
+from vault.audit.bundle import Report, verify_bundle, write_bundle
 from vault.audit.models import AuditEvent
 from vault.audit.note import NoteError
 from vault.audit.tree import TreeReader
@@ -253,21 +253,28 @@ def _anchored_notes() -> list[str]:
     return notes
 
 
-def _print_report(report: object, as_json: bool) -> None:
-    from dataclasses import asdict
-
-    data = asdict(report)  # type: ignore[call-overload]
+def _print_report(report: Report, as_json: bool) -> None:
+    data = report.to_dict()
     if as_json:
+        # Every finding stays listed (up to the per-kind cap) for programs; ``problems`` is
+        # the same folded as the text below, with exact counts.
         print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
         return
-    ok = data["ok"]
     console.print(
-        f"{'[green]OK' if ok else '[red]FAILED'}[/]: {data['event_count']} events, "
-        f"{data['checkpoints']} checkpoints, verified up to size {data['verified_size']}, "
-        f"unverified tail {data['unverified_tail']}"
+        f"{'[green]OK' if report.ok else '[red]FAILED'}[/]: {report.event_count} events, "
+        f"{report.checkpoints} checkpoints, verified up to size {report.verified_size}, "
+        f"unverified tail {report.unverified_tail}"
     )
     # Where the proof of completeness ends, on a line of its own: an "OK" alone would let a
     # reader believe the bundle cannot have been cut short after its newest checkpoint.
-    console.print(data["coverage"], markup=False)
-    for f in data["findings"]:
-        console.print(f"  {f['kind']}: {f['where']}: {f['detail']}", markup=False)
+    console.print(report.coverage, markup=False)
+    # One line per distinct problem: a single tampered event breaks the root of every later
+    # checkpoint, and twenty copies of that would hide the line saying where the change is.
+    for p in report.problems:
+        if p.count == 1:
+            console.print(f"  {p.kind}: {p.first}: {p.detail}", markup=False)
+        else:
+            console.print(
+                f"  {p.kind}: {p.count} times, from {p.first} to {p.last}; the first: {p.detail}",
+                markup=False,
+            )
