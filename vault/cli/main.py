@@ -48,15 +48,23 @@ def serve(
 def demo(
     data_dir: DataDir = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8700,
+    port: Annotated[int, typer.Option(help="Port to listen on (0 = any free port).")] = 8700,
     check: Annotated[
         bool, typer.Option(help="Seed, run the printed tour against the server, then exit.")
     ] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the demo's data directory when it stops.")
+    ] = False,
 ) -> None:
-    """Start a server with a sample case, users in every role and documents; print a tour."""
+    """Start a server with a sample case, users in every role and documents; print a tour.
+
+    The data directory is a new temporary one (or --data-dir, if it does not exist yet); it is
+    removed when the demo stops, unless --keep is given.  A directory that existed before is
+    never removed.
+    """
     from vault.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir=data_dir, host=host, port=port, check=check))
+    raise typer.Exit(run_demo(data_dir=data_dir, host=host, port=port, check=check, keep=keep))
 
 
 def _register_subcommands() -> None:
