@@ -54,12 +54,13 @@ def report_cmd(
     vault = Vault.open(settings, start_audit_writer=False)
     try:
         service.sync(vault)
-        rep = service.report(vault, day)
+        # The operator sees what an auditor sees (titles included, content never).
+        rep = service.report(vault, day, viewer=service.OPERATOR)
     finally:
         vault.close()
     if fmt is ReportFormat.csv:
-        # Bytes, so that the RFC 4180 CRLF line ends survive any platform's text mode.
-        sys.stdout.buffer.write(service.report_csv(rep).encode("utf-8"))
+        # Bytes (UTF-8 with BOM, CRLF), so the file opens in Japanese Excel as the API's does.
+        sys.stdout.buffer.write(service.report_csv(rep))
         sys.stdout.buffer.flush()
     else:
         print(json.dumps(rep, ensure_ascii=False, indent=2))
