@@ -167,6 +167,25 @@ def test_serve_with_bad_settings(tmp_path: Path) -> None:
     assert not (tmp_path / "d" / "catalog.db").exists()
 
 
+def test_serve_on_a_busy_port_or_with_an_unusable_key(vault_dir: Path, tmp_path: Path) -> None:
+    import shutil
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        busy = other.getsockname()[1]
+        result = kinko("serve", "--data-dir", str(tmp_path / "new"), "--port", str(busy))
+    assert_one_line_error(result, f"port {busy}", "--port 0")
+    assert not (tmp_path / "new").exists()  # refused before anything was created
+
+    broken = tmp_path / "broken"
+    shutil.copytree(vault_dir, broken)
+    (broken / "master.key").write_text("{ not json")
+    result = kinko("serve", "--data-dir", str(broken), "--port", "0")
+    assert_one_line_error(result, "master key", "master.key")
+
+
 def test_missing_vault_is_named(tmp_path: Path) -> None:
     for args in (
         ["audit", "query"],

@@ -6,7 +6,6 @@ would, so the demo also shows that the API works end to end.
 
 from __future__ import annotations
 
-import errno
 import secrets
 import shlex
 import shutil
@@ -28,6 +27,7 @@ from rich.console import Console
 from clients import KinkoClient
 from vault.api.app import create_app
 from vault.cli._common import fail
+from vault.cli.listen import listen, url
 from vault.settings import Settings
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
@@ -184,42 +184,6 @@ def _tour(base_url: str, seed: dict[str, str]) -> list[tuple[str, list[str], int
     ]
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind and listen on (host, port) before anything else happens, or refuse in one line.
-
-    The socket is handed to uvicorn as it is: were the demo to test the port and let uvicorn
-    bind it later, another program could take it in between, and the demo would seed (and leave
-    an ``auth.fail`` in the log of) whatever server answers there.  Port 0 binds a free port,
-    and the real one is read back from the socket.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        fail(f"cannot listen on {host!r}: {exc.strerror}")
-    family, kind, proto, _name, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        # As uvicorn does: a restart right after a stop must not wait for TIME_WAIT.  On Linux
-        # this never lets two listeners share a port, so a busy port still fails below.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            fail(
-                f"port {port} on {host} is already in use by another program; "
-                "choose another with --port, or --port 0 for any free port"
-            )
-        fail(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
-    return sock
-
-
-def _url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
 class _Stopped(Exception):
     """SIGTERM or SIGHUP arrived: stop like Ctrl-C, so the clean-up below still runs."""
 
@@ -236,9 +200,9 @@ def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool, keep: 
         fail(f"{data_dir} already holds a vault; the demo needs a new directory")
     if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
         fail(f"{data_dir} is not a directory")
-    sock = _listen(host, port)
+    sock = listen(host, port)
     port = int(sock.getsockname()[1])
-    base_url = _url(host, port)
+    base_url = url(host, port)
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kinko-demo-"))
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:

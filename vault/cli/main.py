@@ -26,22 +26,42 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (0 = any free).")] = None,
 ) -> None:
     """Run the HTTP server (embedded default: SQLite, local blobs, local key file)."""
+    import logging
+
     import uvicorn
 
     from vault.allocator import tune_allocator
     from vault.api.app import create_app
+    from vault.cli.listen import listen, url
+    from vault.core import Vault
 
     settings = load_settings(data_dir, host=host, port=port)
     tune_allocator()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        # The access log would record URLs only, which hold ids and never titles; it stays on
-        # for operators, while the audit log is the record that counts.
-        access_log=True,
-    )
+    sock = listen(settings.host, settings.port)
+    try:
+        # Opened once before the server starts, so that an unusable key, database, bucket or
+        # policy is one line from the kinko group; inside uvicorn's start-up it would be a
+        # logged traceback.  The server then opens the vault again for itself.
+        Vault.open(settings, start_audit_writer=False).close()
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=int(sock.getsockname()[1]),
+            log_level="info",
+            # The access log would record URLs only, which hold ids and never titles; it stays
+            # on for operators, while the audit log is the record that counts.
+            access_log=True,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn names the address only when it binds the socket itself.
+        logging.getLogger("uvicorn.error").info(
+            "Kinko listening on %s (Press CTRL+C to quit)", url(settings.host, config.port)
+        )
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        raise typer.Exit(3)  # start-up failed (logged above), as uvicorn.run reports it
 
 
 @app.command()
