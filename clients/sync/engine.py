@@ -49,7 +49,7 @@ from clients.sync.naming import (
     safe_join,
     split_ext,
 )
-from clients.sync.state import FileRecord, FileState, State, Upload, db_path
+from clients.sync.state import PURPOSE_META, FileRecord, FileState, State, Upload, db_path
 
 __all__ = ["PassReport", "SyncEngine", "SyncLockedError"]
 
@@ -605,11 +605,13 @@ class SyncEngine:
 
 
 def status_lines(root: Path) -> list[str]:
-    """What ``kinko sync status DIR`` prints: pending uploads, conflicts, quarantine, error."""
+    """What ``kinko sync status DIR`` prints: the purpose, pending uploads, conflicts,
+    quarantine, the last error."""
     if not db_path(Path(root)).is_file():
         return [f"{root} is not a sync folder (no {STATE_DIR}/state.db)"]
     with State.open(Path(root)) as state:
-        lines = []
+        purpose = state.get_meta(PURPOSE_META)
+        lines = [f"purpose: {purpose or '- (not set: give --purpose on the next run)'}"]
         uploads = state.list_uploads()
         lines.append(f"pending uploads: {len(uploads)}")
         for up in uploads:

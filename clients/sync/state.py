@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Literal, cast, get_args
 
 __all__ = [
+    "PURPOSE_META",
     "SCHEMA_VERSION",
     "FileRecord",
     "FileState",
@@ -42,6 +43,8 @@ FILE_STATES: tuple[str, ...] = get_args(FileState)
 
 STATE_DIR = ".kinko"
 DB_NAME = "state.db"
+# The meta key holding the folder's access purpose (``kinko sync DIR --purpose TEXT``).
+PURPOSE_META = "purpose"
 
 
 class StateError(RuntimeError):

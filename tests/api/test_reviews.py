@@ -33,7 +33,10 @@ LIST_KEYS = {
     "seq",
     "actor",
     "case_id",
+    "case_number",
     "document_id",
+    "class",
+    "title",
     "purpose",
     "time",
     "status",
@@ -45,7 +48,10 @@ REPORT_KEYS = [
     "seq",
     "actor",
     "case_id",
+    "case_number",
     "document_id",
+    "class",
+    "title",
     "purpose",
     "time",
     "reads",
@@ -178,6 +184,12 @@ def purpose() -> str:
     return f"契約審査の確認 {uuid.uuid4().hex[:8]}"
 
 
+def shown(event_time: str, tz: str = "UTC") -> str:
+    """How a review item shows an event's time: in KINKO_TIMEZONE, with offset, to the second."""
+    t = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    return t.astimezone(ZoneInfo(tz)).isoformat(timespec="seconds")
+
+
 # -- which reads open an item -----------------------------------------------------------------
 
 
@@ -198,13 +210,17 @@ def test_items_open_only_for_allowed_reads_of_non_disclosed_documents(scene: Sce
     mine = [i for i in all_items if i["purpose"] == p]
     assert len(mine) == 1, mine
     item = mine[0]
+    number = scene.auditor.http.get(f"/api/v1/cases/{scene.case}").json()["number"]
     assert item == {
         "seq": event["seq"],
         "actor": me(scene.drafter),
         "case_id": scene.case,
+        "case_number": number,
         "document_id": scene.budget,
+        "class": "budget",
+        "title": "予算額",
         "purpose": p,
-        "time": event["time"],
+        "time": shown(event["time"]),
         "status": "pending",
         "reads": 1,
         # The reader's token was issued by the admin (tests mint tokens that way); the drafter
@@ -268,7 +284,7 @@ def test_nobody_reviews_their_own_read(scene: Scene) -> None:
         scene.budget,
         me(scene.sup1),
     )
-    assert got["decided_at"] == ev["time"]
+    assert got["decided_at"] == shown(ev["time"])
     assert item["seq"] in {i["seq"] for i in items(scene.sup2, "confirmed")}
     assert item["seq"] not in {i["seq"] for i in items(scene.sup2, "pending")}
 
@@ -371,8 +387,15 @@ def report(client: KinkoClient, **params: str) -> httpx.Response:
 def parse_csv(resp: httpx.Response) -> list[list[str]]:
     assert resp.headers["content-type"].startswith("text/csv")
     assert "charset=utf-8" in resp.headers["content-type"]
-    text = resp.content.decode("utf-8")
+    return csv_rows(resp.content)
+
+
+def csv_rows(data: bytes) -> list[list[str]]:
+    """Rows of a report as Excel reads it: a UTF-8 BOM first, CRLF after every line."""
+    assert data.startswith(b"\xef\xbb\xbf"), data[:16]
+    text = data.decode("utf-8")[1:]
     assert text.endswith("\r\n")
+    assert "\n" not in text.replace("\r\n", ""), "a bare LF line end"
     return list(csv.reader(io.StringIO(text, newline="")))
 
 
@@ -501,7 +524,10 @@ def test_day_is_a_calendar_day_in_kinko_timezone(tmp_path: Path) -> None:
         day = jst.date()
         body = report(auditor, date=day.isoformat()).json()
         assert body["timezone"] == "Asia/Tokyo"
-        assert [i["time"] for i in body["items"]] == [t]
+        # The same instant, shown in the configured zone with its offset.
+        (shown,) = [i["time"] for i in body["items"]]
+        assert shown.endswith("+09:00")
+        assert datetime.fromisoformat(shown) == jst.replace(microsecond=0)
         for other in (day - timedelta(days=1), day + timedelta(days=1)):
             assert report(auditor, date=other.isoformat()).json()["items"] == []
     finally:
@@ -557,12 +583,15 @@ def test_jst_midnight_splits_items(tmp_path: Path) -> None:
             conn.execute(insert(AuditEvent), rows)
         assert service.sync(vault) == 4
         assert service.sync(vault) == 0  # nothing new: nothing folded twice
-        first = service.report(vault, date(2026, 3, 1))["items"]
-        second = service.report(vault, date(2026, 3, 2))["items"]
+        viewer = service.OPERATOR
+        first = service.report(vault, date(2026, 3, 1), viewer=viewer)["items"]
+        second = service.report(vault, date(2026, 3, 2), viewer=viewer)["items"]
         assert [(i["seq"], i["reads"]) for i in first] == [(0, 1)]
         assert [(i["seq"], i["reads"]) for i in second] == [(1, 2)]
-        csv_text = service.report_csv(service.report(vault, date(2026, 3, 3)))
-        assert csv_text == ",".join(REPORT_KEYS) + "\r\n"
+        assert first[0]["time"] == "2026-03-01T23:59:59+09:00"
+        assert second[0]["time"] == "2026-03-02T00:00:00+09:00"
+        csv_bytes = service.report_csv(service.report(vault, date(2026, 3, 3), viewer=viewer))
+        assert csv_bytes == ("\ufeff" + ",".join(REPORT_KEYS) + "\r\n").encode()
     finally:
         vault.close()
 
@@ -593,7 +622,7 @@ def test_cli_report_beside_a_running_server(server: KinkoServer, scene: Scene) -
         [*base, *args, "--format", "csv"], env=env, cwd=ROOT, capture_output=True, timeout=60
     )
     assert out.returncode == 0, out.stderr.decode()
-    rows = list(csv.reader(io.StringIO(out.stdout.decode("utf-8"), newline="")))
+    rows = csv_rows(out.stdout)
     assert rows[0] == REPORT_KEYS
     assert [r[0] for r in rows[1:]] == [str(i["seq"]) for i in cli["items"]]
 
@@ -612,3 +641,139 @@ def test_cli_report_beside_a_running_server(server: KinkoServer, scene: Scene) -
 def test_format_time_matches_event_times() -> None:
     # The report's day range is compared with event times as strings: same fixed format.
     assert format_time(datetime(2026, 3, 1, 15, tzinfo=UTC)) == "2026-03-01T15:00:00.000000Z"
+
+
+# -- what a reviewer sees of the document, and the report in Japanese Excel -----------------------
+
+
+def _policy_without_evaluator_names_for_supervisors(tmp: Path) -> Path:
+    """The shipped policies, except that supervisors may not read ``evaluator_names``.
+
+    An operator may tighten the table like this; a supervisor then still reviews the case's
+    reads but may not see that document's title.
+    """
+    from vault.domain import CLASSES
+    from vault.settings import default_policies_dir
+
+    shipped = default_policies_dir()
+    out = tmp / "policies"
+    out.mkdir()
+    for name in ("model.conf", "disclosure.csv"):
+        (out / name).write_bytes((shipped / name).read_bytes())
+    lines = (shipped / "policy.csv").read_text().splitlines()
+    assert "p, supervisor, *, read, *" in lines
+    lines.remove("p, supervisor, *, read, *")
+    lines += [f"p, supervisor, {c}, read, *" for c in CLASSES if c != "evaluator_names"]
+    (out / "policy.csv").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_items_and_csv_name_the_document_for_those_who_may_see_it(tmp_path: Path) -> None:
+    policies = _policy_without_evaluator_names_for_supervisors(tmp_path)
+    srv = make_server(tmp_path, KINKO_TIMEZONE="Asia/Tokyo", KINKO_POLICIES_DIR=str(policies))
+    srv.start()
+    try:
+        drafter = srv.user("xl-drafter", ["procurement"])
+        sup = srv.user("xl-sup")
+        auditor = srv.user("xl-auditor", ["auditor"])
+        case = drafter.create_case("R8-XL1", "表計算の確認")["id"]
+        srv.admin.set_member(case, "xl-sup", ["supervisor"])
+        budget_title = "予算書（第1版）・部外秘.xlsx"
+        budget = drafter.create_document(case, "budget", budget_title, b"budget")["id"]
+        names = drafter.create_document(case, "evaluator_names", "評価委員名簿.txt", b"n")["id"]
+        p = "予算の確認 / checking the budget"
+        rid = read(drafter, budget, p)
+        read(drafter, names, p)
+        t = event_of(auditor, rid, action="document.read")["time"]
+        day = datetime.fromisoformat(t.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
+
+        # The pending list: case number, class, and the title where the caller may see it.
+        def pending(client: KinkoClient) -> dict[str, dict[str, Any]]:
+            return {i["document_id"]: i for i in items(client, "pending")}
+
+        seen_by_auditor = pending(auditor)
+        assert seen_by_auditor[budget]["case_number"] == "R8-XL1"
+        assert seen_by_auditor[budget]["class"] == "budget"
+        assert seen_by_auditor[budget]["title"] == budget_title
+        assert seen_by_auditor[names]["title"] == "評価委員名簿.txt"  # auditors see metadata
+        assert seen_by_auditor[budget]["time"] == shown(t, "Asia/Tokyo")
+        assert seen_by_auditor[budget]["time"].endswith("+09:00")
+        seen_by_sup = pending(sup)
+        assert seen_by_sup[budget]["title"] == budget_title
+        # This supervisor may not read evaluator_names here: the read is theirs to review, but
+        # its title is not theirs to see (class and case number still say what it is).
+        assert seen_by_sup[names]["title"] is None
+        assert (seen_by_sup[names]["class"], seen_by_sup[names]["case_number"]) == (
+            "evaluator_names",
+            "R8-XL1",
+        )
+        decided = decide(sup, seen_by_sup[budget]["seq"], "confirmed", "予算確認のため")
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["decided_at"].endswith("+09:00")
+        assert decided.json()["title"] == budget_title
+
+        # The CSV as Japanese Excel opens it: BOM, CRLF, titles intact, local times.
+        def csv_for(client: KinkoClient) -> dict[str, dict[str, str]]:
+            resp = report(client, date=day.date().isoformat(), format="csv")
+            assert resp.status_code == 200, resp.text
+            rows = parse_csv(resp)
+            assert rows[0] == REPORT_KEYS
+            return {r[REPORT_KEYS.index("document_id")]: dict(zip(rows[0], r, strict=True))
+                    for r in rows[1:]}  # fmt: skip
+
+        by_auditor = csv_for(auditor)
+        row = by_auditor[budget]
+        what = (row["case_number"], row["class"], row["title"])
+        assert what == ("R8-XL1", "budget", budget_title)
+        assert row["purpose"] == p
+        assert row["time"] == shown(t, "Asia/Tokyo")
+        assert row["decided_at"].endswith("+09:00")
+        assert by_auditor[names]["title"] == "評価委員名簿.txt"
+        by_sup = csv_for(sup)
+        assert by_sup[budget]["title"] == budget_title
+        assert by_sup[names]["title"] == ""
+        assert by_sup[names]["class"] == "evaluator_names"
+
+        # kinko review report on the data directory: the same bytes a spreadsheet expects.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
+        env.update({"PYTHONPATH": str(ROOT), "KINKO_TIMEZONE": "Asia/Tokyo"})
+        out = subprocess.run(
+            [sys.executable, "-m", "vault.cli.main", "review", "report", "--data-dir",
+             str(srv.data_dir), "--date", day.date().isoformat(), "--format", "csv"],
+            env=env, cwd=ROOT, capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr.decode()
+        rows = csv_rows(out.stdout)
+        cli = {r[REPORT_KEYS.index("document_id")]: dict(zip(rows[0], r, strict=True))
+               for r in rows[1:]}  # fmt: skip
+        assert cli[budget]["title"] == budget_title
+        assert cli[budget]["time"] == shown(t, "Asia/Tokyo")
+    finally:
+        srv.close_clients()
+        srv.stop()
+
+
+def test_titles_of_a_shredded_case_are_gone_from_the_report(fresh_server: KinkoServer) -> None:
+    srv = fresh_server
+    drafter = srv.user("sh-drafter", ["procurement"])
+    sup = srv.user("sh-sup")
+    auditor = srv.user("sh-auditor", ["auditor"])
+    case = drafter.create_case("R8-SH1", "廃棄予定")["id"]
+    srv.admin.set_member(case, "sh-sup", ["supervisor"])
+    doc = drafter.create_document(case, "budget", "予算.xlsx", b"x")["id"]
+    rid = read(drafter, doc, "廃棄前の確認")
+    today = event_of(auditor, rid, action="document.read")["time"][:10]
+    sup.transition(case, "closed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    shred = subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", "case", "shred", "R8-SH1", "--confirm",
+         "--data-dir", str(srv.data_dir)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shred.returncode == 0, shred.stderr
+    resp = report(auditor, date=today)
+    assert resp.status_code == 200, resp.text
+    (item,) = [i for i in resp.json()["items"] if i["document_id"] == doc]
+    assert (item["case_number"], item["class"], item["title"]) == ("R8-SH1", "budget", None)
+    assert [i["title"] for i in items(auditor) if i["document_id"] == doc] == [None]

@@ -361,3 +361,77 @@ def test_transfers_are_reported_for_the_progress_bar(world: World) -> None:
     rel = f"{case_dir(w.number)}/proposal/big.bin"
     assert sum(n for p, n, _ in moved if p == rel) == len(body)
     assert (rel, 0, True) in moved
+
+
+# -- the folder's purpose -------------------------------------------------------------------
+
+
+def _sync_cli(w: World, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
+    token = w.drafter.http.headers["Authorization"][7:]
+    env.update({"PYTHONPATH": str(ROOT), "KINKO_TOKEN": token})
+    return subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", "sync", *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _read_purposes(w: World) -> list[str]:
+    events = w.auditor.audit_events(actor=w.drafter_name, action="document.read", limit=1000)
+    return [e["purpose"] for e in events["events"] if e["decision"] == "allow"]
+
+
+def test_cli_without_a_purpose_refuses_before_asking_the_server(world: World) -> None:
+    w = world
+    w.drafter.create_document(w.case_id, "specification", "仕様書.txt", b"spec")
+    manifests = len(w.auditor.audit_events(actor=w.drafter_name, action="sync.manifest")["events"])
+    res = _sync_cli(w, str(w.root), "--server", w.server.base_url, "--once")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("Error: ")
+    assert "--purpose" in line
+    assert "閲覧目的" in line
+    # Nothing was made up, asked or written: no manifest request, no read, no state.
+    after = len(w.auditor.audit_events(actor=w.drafter_name, action="sync.manifest")["events"])
+    assert after == manifests
+    assert _read_purposes(w) == []
+    assert not w.root.exists()
+
+    for blank in ("", "   ", "line one\nline two"):
+        res = _sync_cli(w, str(w.root), "--server", w.server.base_url, "--once", "--purpose", blank)
+        assert res.returncode == 2, (blank, res.stdout + res.stderr)
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+        assert res.stderr.startswith("Error: --purpose")
+    assert not w.root.exists()
+
+
+def test_cli_purpose_is_saved_reused_and_replaced(world: World) -> None:
+    w = world
+    base = [str(w.root), "--server", w.server.base_url, "--once"]
+    w.drafter.create_document(w.case_id, "specification", "一.txt", b"1")
+    res = _sync_cli(w, *base, "--purpose", "起案作業 / drafting")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "purpose for" in res.stdout
+    assert _read_purposes(w) == ["起案作業 / drafting"]
+    status = _sync_cli(w, "status", str(w.root))
+    assert status.returncode == 0, status.stderr
+    assert "purpose: 起案作業 / drafting" in status.stdout.splitlines()
+
+    # The next run without --purpose reads with the saved one, and says nothing about it.
+    w.drafter.create_document(w.case_id, "specification", "二.txt", b"2")
+    res = _sync_cli(w, *base)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "purpose for" not in res.stdout
+    assert _read_purposes(w) == ["起案作業 / drafting"] * 2
+
+    # A new --purpose replaces it, for this run and the ones after.
+    w.drafter.create_document(w.case_id, "specification", "三.txt", b"3")
+    res = _sync_cli(w, *base, "--purpose", "評価準備 / preparing the evaluation")
+    assert res.returncode == 0, res.stdout + res.stderr
+    w.drafter.create_document(w.case_id, "specification", "四.txt", b"4")
+    res = _sync_cli(w, *base)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _read_purposes(w)[2:] == ["評価準備 / preparing the evaluation"] * 2
+    status = _sync_cli(w, "status", str(w.root))
+    assert "purpose: 評価準備 / preparing the evaluation" in status.stdout.splitlines()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -145,3 +150,186 @@ def test_every_python_package_is_listed_for_the_wheel() -> None:
             found.add(".".join(path.parent.relative_to(ROOT).parts))
     assert found - listed == set()
     assert "vault._policies" in listed
+
+
+# -- kinko demo: its port, its data directory --------------------------------------------------
+
+
+class _Listener:
+    """A plain TCP listener standing in for "some other server" on a port; counts connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+def test_demo_refuses_a_busy_port_and_touches_nothing(tmp_path: Path) -> None:
+    other = _Listener()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "vault.cli.main", "demo", "--port", str(other.port)],
+            capture_output=True,
+            text=True,
+            env=_env(TMPDIR=str(tmp_path)),
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        time.sleep(0.5)  # a connection the demo might have made would be accepted by now
+        assert other.accepted == 0
+    finally:
+        other.close()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: ")
+    assert f"port {other.port}" in line
+    assert "--port 0" in line
+    assert "running at" not in result.stdout
+    # No data directory was created for a demo that never started.
+    assert list(tmp_path.iterdir()) == []
+
+
+@dataclass
+class _Demo:
+    proc: subprocess.Popen[str]
+    url: str
+    data_dir: Path
+    out: list[str]
+    lines: queue.Queue[str | None]
+    pump: threading.Thread
+
+
+def _start_demo(tmp_path: Path, *args: str) -> _Demo:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vault.cli.main", "demo", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(TMPDIR=str(tmp_path)),
+        cwd=ROOT,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for got in proc.stdout:
+            lines.put(got.rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    out: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            got = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if got is None:
+            break
+        out.append(got)
+        if got.startswith("Press Ctrl-C to stop"):
+            break
+    else:
+        proc.kill()
+    text = "\n".join(out)
+    url = re.search(r"Kinko demo running at (http://127\.0\.0\.1:(\d+))", text)
+    data = re.search(r"^Data directory: (.+)$", text, re.M)
+    if not (url and data) or proc.poll() is not None:
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        raise AssertionError(text)
+    assert url.group(2) != "0"
+    return _Demo(proc, url.group(1), Path(data.group(1)), out, lines, reader)
+
+
+def _stop_demo(demo: _Demo, sig: int = signal.SIGTERM) -> str:
+    demo.proc.send_signal(sig)
+    try:
+        code = demo.proc.wait(timeout=30)
+    finally:
+        if demo.proc.poll() is None:
+            demo.proc.kill()
+            demo.proc.wait()
+        demo.pump.join(timeout=10)
+        assert demo.proc.stdout is not None
+        demo.proc.stdout.close()
+    while (got := demo.lines.get_nowait()) is not None:
+        demo.out.append(got)
+    text = "\n".join(demo.out)
+    assert code == 0, text
+    return text
+
+
+def test_demo_on_a_free_port_prints_working_commands_and_cleans_up(tmp_path: Path) -> None:
+    demo = _start_demo(tmp_path)
+    try:
+        assert demo.data_dir.is_dir()
+        assert demo.data_dir.parent == tmp_path  # a fresh temporary directory of its own
+        assert (demo.data_dir / "catalog.db").exists()
+        commands = [ln for ln in demo.out if ln.startswith("curl ")]
+        assert len(commands) >= 8
+        assert all(demo.url in c for c in commands)
+        for command in commands:
+            # Run in a shell as printed; -w only appends the status on a line of its own, as
+            # the tour's answers include the refusals it demonstrates (400 and 403).
+            ran = subprocess.run(
+                ["bash", "-c", command + " -w '\\n%{http_code}'"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert ran.returncode == 0, (command, ran.stderr)
+            status = ran.stdout.rsplit("\n", 1)[-1]
+            assert status in {"200", "201", "400", "403"}, (command, ran.stdout)
+        assert httpx.get(f"{demo.url}/healthz").status_code == 200
+    finally:
+        text = _stop_demo(demo)
+    assert not demo.data_dir.exists(), text
+    assert f"its data directory {demo.data_dir} was removed" in text
+
+
+def test_demo_keep_leaves_the_data_directory(tmp_path: Path) -> None:
+    demo = _start_demo(tmp_path, "--keep")
+    text = _stop_demo(demo, signal.SIGINT)  # Ctrl-C
+    assert (demo.data_dir / "catalog.db").exists(), text
+    assert "was kept" in text
+
+
+def test_demo_never_removes_a_directory_it_did_not_create(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own file")
+    demo = _start_demo(tmp_path, "--data-dir", str(mine))
+    assert demo.data_dir == mine
+    text = _stop_demo(demo)
+    assert (mine / "notes.txt").read_text() == "my own file", text
+    assert (mine / "catalog.db").exists()

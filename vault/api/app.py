@@ -19,13 +19,20 @@ from vault.services.users import bootstrap
 from vault.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, vault: Vault | None = None) -> FastAPI:
+    """The application; ``vault``, when given, is one ``kinko serve`` opened (with
+    ``server=True``) before starting, and the application closes it when it stops."""
     settings = settings or Settings()
+    opened = vault  # the lifespan below names its own vault
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        vault = await run_in_threadpool(Vault.open, settings, server=True)
-        token = await run_in_threadpool(bootstrap, vault)
+        live: Vault = (
+            opened
+            if opened is not None
+            else await run_in_threadpool(Vault.open, settings, server=True)
+        )
+        token = await run_in_threadpool(bootstrap, live)
         if token is not None:
             # Printed once and never stored: only its hash is kept.
             print(
@@ -33,14 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 file=sys.stderr,
                 flush=True,
             )
-        app.state.vault = vault
+        app.state.vault = live
         # Uploads run in worker threads of their own allowance, not the shared one that every
         # other request (authentication included) needs: see vault.api.documents.
         app.state.upload_limiter = CapacityLimiter(settings.upload_concurrency)
         try:
             yield
         finally:
-            await run_in_threadpool(vault.close)
+            await run_in_threadpool(live.close)
 
     app = FastAPI(
         title="Kinko",

@@ -68,7 +68,7 @@ def review_report(
     rep = service.daily_report(ctx, date, fmt)
     if fmt == "csv" or (fmt is None and wants_csv(request.headers.get("accept"))):
         return Response(
-            content=service.report_csv(rep).encode("utf-8"),
+            content=service.report_csv(rep),
             media_type="text/csv; charset=utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="kinko-review-{rep["date"]}.csv"'

@@ -359,6 +359,15 @@ class Guard:
 
         return scope
 
+    def title_visible(self, view: CaseView, cls: str, final_version: int | None) -> bool:
+        """Whether the caller may see a document's title, which is metadata: its readers,
+        anyone for a disclosed final version, and admin/auditor everywhere (SPEC §2, §4.3).
+
+        Used where a title is shown beside something else (a review item), so it answers
+        rather than refuses.
+        """
+        return self.listing_scope(view, cls, final_version) is not None
+
     def metadata_scope(
         self, principal: Principal, view: CaseView, cls: str, final_version: int | None
     ) -> str:

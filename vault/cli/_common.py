@@ -7,7 +7,7 @@ modules form no import cycle: ``main`` registers them, they never import ``main`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +19,43 @@ if TYPE_CHECKING:
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Exit status of a refused command (bad input, missing store, unusable key): the same as a
+# usage error, so scripts can tell "you asked for something impossible" from 1 ("checked, and
+# found a problem", as ``kinko audit verify`` answers a tampered bundle).
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A command refuses to go on; the message is the whole line the user sees.
+
+    Raised anywhere below a command, it is printed as ``Error: <message>`` on stderr by the
+    ``kinko`` group (``vault.cli.errors``), which also maps the vault's own failures.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def fail(message: str, exit_code: int = EXIT_ERROR) -> NoReturn:
+    raise CliError(message, exit_code)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A small text file the user named (a key, a kept checkpoint), or one clear refusal."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{what} {path} does not exist")
+    except IsADirectoryError:
+        fail(f"{what} {path} is a directory, not a file")
+    except UnicodeDecodeError:
+        fail(f"{what} {path} is not a text file")
+    except OSError as exc:
+        fail(f"cannot read {what} {path}: {exc.strerror or exc}")
+
 
 DataDir = Annotated[
     Path | None,
@@ -34,12 +71,8 @@ def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings
 
 
 def cli_settings(data_dir: Path | None) -> Settings:
-    """Settings for a command, or one clear line and exit 2 when they are invalid."""
-    try:
-        return load_settings(data_dir)
-    except ValueError as exc:
-        err_console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+    """Settings for a command; invalid ones are reported by the ``kinko`` group in one line."""
+    return load_settings(data_dir)
 
 
 def open_vault(data_dir: Path | None, *, needs: Literal["catalog", "audit"] = "catalog") -> Vault:
@@ -50,7 +83,6 @@ def open_vault(data_dir: Path | None, *, needs: Literal["catalog", "audit"] = "c
     never creates an empty vault somewhere.
     """
     from vault.core import Vault
-    from vault.keys import KeyProviderUnavailable
 
     settings = cli_settings(data_dir)
     if needs == "catalog":
@@ -58,10 +90,6 @@ def open_vault(data_dir: Path | None, *, needs: Literal["catalog", "audit"] = "c
     else:
         present = (settings.data_dir / "audit.db").exists()
     if not present:
-        err_console.print(f"[red]no vault in {settings.data_dir}")
-        raise typer.Exit(2)
-    try:
-        return Vault.open(settings, start_audit_writer=False)
-    except KeyProviderUnavailable as exc:
-        err_console.print(f"[red]key provider unusable: {exc}")
-        raise typer.Exit(2) from None
+        fail(f"no vault in {settings.data_dir}")
+    # An unusable key provider or database is reported by the ``kinko`` group in one line.
+    return Vault.open(settings, start_audit_writer=False)

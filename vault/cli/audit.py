@@ -18,12 +18,20 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from vault.audit.bundle import verify_bundle, write_bundle
+from vault.audit.bundle import Report, verify_bundle, write_bundle
 from vault.audit.models import AuditEvent
+from vault.audit.note import NoteError
 from vault.audit.tree import TreeReader
-from vault.cli._common import DataDir, console, err_console, load_settings, open_vault
+from vault.cli._common import (
+    DataDir,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    open_vault,
+    read_text_file,
+)
 from vault.core import Vault
-from vault.errors import KinkoError
 
 audit_app = typer.Typer(no_args_is_help=True)
 
@@ -69,12 +77,10 @@ def query(
     """Query the audit log with the API's filters; a table, or JSON lines with --json."""
     vault = open_vault(data_dir, needs="audit")
     try:
+        # A bad filter (an unparsable --since, say) is a KinkoError, reported in one line.
         events = list(
             _query_all(vault, actor, case_id, document_id, action, decision, since, until, limit)
         )
-    except KinkoError as exc:
-        err_console.print(f"[red]{exc.message}")
-        raise typer.Exit(2) from None
     finally:
         vault.close()
     if as_json:
@@ -169,11 +175,14 @@ def export(
 ) -> None:
     """Export events, every checkpoint and the verifier key as one consistent bundle."""
     if out.exists():
-        err_console.print(f"[red]{out} exists; give a new directory")
-        raise typer.Exit(2)
+        fail(f"{out} exists; give a new directory")
+    if not out.parent.is_dir():
+        fail(f"{out.parent} is not a directory; the bundle goes into a new directory inside one")
     vault = open_vault(data_dir, needs="audit")
     try:
         n = export_snapshot(vault, out, since_seq)
+    except OSError as exc:
+        fail(f"cannot write the bundle to {out}: {exc.strerror or exc}")
     finally:
         vault.close()
     err_console.print(f"exported {n} events to {out}")
@@ -202,13 +211,12 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify a bundle offline (no server, no network), or the live store with --data-dir."""
-    trusted_note: list[str] = [trusted.read_text()] if trusted else []
+    trusted_note = [read_text_file(trusted, "the kept checkpoint")] if trusted else []
     if anchored:
         trusted_note += _anchored_notes()
     if data_dir is not None:
         if bundle is not None:
-            err_console.print("[red]give either a bundle or --data-dir, not both")
-            raise typer.Exit(2)
+            fail("give either a bundle or --data-dir, not both")
         vault = open_vault(data_dir, needs="audit")
         try:
             assert vault.audit.signer is not None
@@ -220,9 +228,15 @@ def verify(
             vault.close()
     else:
         if bundle is None or key is None:
-            err_console.print("[red]usage: kinko audit verify DIR --key FILE [--trusted FILE]")
-            raise typer.Exit(2)
-        report = verify_bundle(bundle, key.read_text().strip(), trusted_note)
+            fail("usage: kinko audit verify DIR --key FILE [--trusted FILE]")
+        if not bundle.is_dir():
+            fail(f"the bundle {bundle} is not a directory (give what kinko audit export wrote)")
+        vkey = read_text_file(key, "the key file").strip()
+        try:
+            report = verify_bundle(bundle, vkey, trusted_note)
+        except NoteError as exc:
+            # Only the key itself raises: everything wrong with the bundle is a finding.
+            fail(f"the key file {key} does not hold a verifier key ({exc})")
     _print_report(report, as_json)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -233,28 +247,34 @@ def _anchored_notes() -> list[str]:
     settings = load_settings()
     anchor = open_anchor(settings)
     if anchor is None:
-        err_console.print("[red]--anchored needs KINKO_AUDIT_ANCHOR_BUCKET")
-        raise typer.Exit(2)
+        fail("--anchored needs KINKO_AUDIT_ANCHOR_BUCKET")
     notes = anchor.notes()
     err_console.print(f"trusting {len(notes)} anchored checkpoints from {anchor.bucket}")
     return notes
 
 
-def _print_report(report: object, as_json: bool) -> None:
-    from dataclasses import asdict
-
-    data = asdict(report)  # type: ignore[call-overload]
+def _print_report(report: Report, as_json: bool) -> None:
+    data = report.to_dict()
     if as_json:
+        # Every finding stays listed (up to the per-kind cap) for programs; ``problems`` is
+        # the same folded as the text below, with exact counts.
         print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
         return
-    ok = data["ok"]
     console.print(
-        f"{'[green]OK' if ok else '[red]FAILED'}[/]: {data['event_count']} events, "
-        f"{data['checkpoints']} checkpoints, verified up to size {data['verified_size']}, "
-        f"unverified tail {data['unverified_tail']}"
+        f"{'[green]OK' if report.ok else '[red]FAILED'}[/]: {report.event_count} events, "
+        f"{report.checkpoints} checkpoints, verified up to size {report.verified_size}, "
+        f"unverified tail {report.unverified_tail}"
     )
     # Where the proof of completeness ends, on a line of its own: an "OK" alone would let a
     # reader believe the bundle cannot have been cut short after its newest checkpoint.
-    console.print(data["coverage"], markup=False)
-    for f in data["findings"]:
-        console.print(f"  {f['kind']}: {f['where']}: {f['detail']}", markup=False)
+    console.print(report.coverage, markup=False)
+    # One line per distinct problem: a single tampered event breaks the root of every later
+    # checkpoint, and twenty copies of that would hide the line saying where the change is.
+    for p in report.problems:
+        if p.count == 1:
+            console.print(f"  {p.kind}: {p.first}: {p.detail}", markup=False)
+        else:
+            console.print(
+                f"  {p.kind}: {p.count} times, from {p.first} to {p.last}; the first: {p.detail}",
+                markup=False,
+            )

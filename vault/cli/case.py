@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vault.cli._common import DataDir, console, err_console, open_vault
-from vault.errors import KinkoError
+from vault.cli._common import DataDir, console, fail, open_vault
 
 case_app = typer.Typer(no_args_is_help=True)
 
@@ -27,17 +26,14 @@ def shred(
     from vault.keys import admin as keys_admin
 
     if not confirm:
-        err_console.print(
-            "[red]refusing to shred without --confirm: this destroys the case key, and every "
+        fail(
+            "refusing to shred without --confirm: this destroys the case key, and every "
             "document of the case becomes unreadable for good"
         )
-        raise typer.Exit(2)
     vault = open_vault(data_dir)
     try:
+        # Refusals (an unknown or open case) are KinkoErrors: one line from the kinko group.
         shredded, deleted = keys_admin.shred_case(vault, case, delete_blobs=delete_blobs)
-    except KinkoError as exc:
-        err_console.print(f"[red]{exc.message}")
-        raise typer.Exit(2) from None
     finally:
         vault.close()
     console.print(f"case {shredded.number} ({shredded.id}) shredded; its key is destroyed")

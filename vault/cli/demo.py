@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,8 @@ from rich.console import Console
 
 from clients import KinkoClient
 from vault.api.app import create_app
+from vault.cli._common import fail
+from vault.cli.listen import listen, url
 from vault.settings import Settings
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
@@ -37,16 +42,22 @@ USERS = {
 }
 
 
-def _wait_ready(base_url: str, timeout: float = 30.0) -> None:
+def _wait_ready(
+    server: uvicorn.Server, thread: threading.Thread, base_url: str, timeout: float = 60.0
+) -> None:
+    """Until the demo's own server has started and answers; a server that died is an error."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if not thread.is_alive():
+            fail("the demo server stopped while starting (its log is above)")
+        if server.started:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
         time.sleep(0.05)
-    raise RuntimeError("the demo server did not start")
+    fail(f"the demo server did not start within {timeout:.0f} s")
 
 
 def _seed(base_url: str, admin_token: str) -> dict[str, str]:
@@ -173,27 +184,64 @@ def _tour(base_url: str, seed: dict[str, str]) -> list[tuple[str, list[str], int
     ]
 
 
-def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool) -> int:
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP arrived: stop like Ctrl-C, so the clean-up below still runs."""
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool, keep: bool) -> int:
+    # Which directory is the demo's own to remove: one it creates now, never one that existed
+    # (a --data-dir the user already had, even an empty one, is left as it is).
+    created = data_dir is None or not data_dir.exists()
+    if data_dir is not None and (data_dir / "catalog.db").exists():
+        fail(f"{data_dir} already holds a vault; the demo needs a new directory")
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        fail(f"{data_dir} is not a directory")
+    sock = listen(host, port)
+    port = int(sock.getsockname()[1])
+    base_url = url(host, port)
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kinko-demo-"))
-    if (data_dir / "catalog.db").exists():
-        console.print(f"[red]{data_dir} already holds a vault; the demo needs a new directory.")
-        return 2
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _serve_demo(sock, data_dir, host, port, base_url, check)
+    except (KeyboardInterrupt, _Stopped):
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+        if created and not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            console.print(f"Demo stopped; its data directory {data_dir} was removed.")
+        else:
+            console.print(f"Demo stopped; its data directory {data_dir} was kept.")
+        sys.stdout.flush()
+
+
+def _serve_demo(
+    sock: socket.socket, data_dir: Path, host: str, port: int, base_url: str, check: bool
+) -> int:
     admin_token = "kinko_demo_" + secrets.token_urlsafe(24)
     settings = Settings(
         data_dir=data_dir, host=host, port=port, bootstrap_token=SecretStr(admin_token)
     )
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="kinko-demo-server", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="kinko-demo-server", daemon=True
+    )
     thread.start()
-    base_url = f"http://{host}:{port}"
     try:
-        _wait_ready(base_url)
+        _wait_ready(server, thread, base_url)
         seed = _seed(base_url, admin_token)
         # A first signed checkpoint now, so the tour can show one without waiting 10 s.
         app.state.vault.audit.cut_checkpoint(force=True)
-        console.print(f"[bold green]Kinko demo running at {base_url}[/] (data in {data_dir})\n")
+        console.print(f"[bold green]Kinko demo running at {base_url}[/]")
+        console.print(f"Data directory: {data_dir}", markup=False)
         console.print("Users and their tokens:")
         for name, (_roles, desc) in {"admin": ([], "管理者 / administrator"), **USERS}.items():
             console.print(f"  {name:8} {desc}\n           {seed['token:' + name]}")
@@ -215,13 +263,13 @@ def run_demo(*, data_dir: Path | None, host: str, port: int, check: bool) -> int
                     return 1
             console.print("[green]tour ran: every command answered.[/]")
             return 0
-        console.print("Press Ctrl-C to stop.")
+        console.print(
+            "Press Ctrl-C to stop (the data directory is removed then, unless --keep was given)."
+        )
+        sys.stdout.flush()
         while thread.is_alive():
             thread.join(0.5)
-        return 0
-    except KeyboardInterrupt:
         return 0
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        sys.stdout.flush()

@@ -14,8 +14,7 @@ from typing import Annotated
 
 import typer
 
-from vault.cli._common import DataDir, load_settings
-from vault.errors import KinkoError
+from vault.cli._common import DataDir, fail, load_settings
 
 review_app = typer.Typer(no_args_is_help=True)
 
@@ -49,22 +48,19 @@ def report_cmd(
 
     settings = load_settings(data_dir)
     if settings.audit_database_url is None and not (settings.data_dir / "audit.db").exists():
-        typer.echo(f"kinko: no vault in {settings.data_dir}", err=True)
-        raise typer.Exit(2)
-    try:
-        day = service.parse_day(date, ZoneInfo(settings.timezone))
-    except KinkoError as exc:
-        typer.echo(f"kinko: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"no vault in {settings.data_dir}")
+    # A bad --date is a KinkoError, reported in one line by the kinko group.
+    day = service.parse_day(date, ZoneInfo(settings.timezone))
     vault = Vault.open(settings, start_audit_writer=False)
     try:
         service.sync(vault)
-        rep = service.report(vault, day)
+        # The operator sees what an auditor sees (titles included, content never).
+        rep = service.report(vault, day, viewer=service.OPERATOR)
     finally:
         vault.close()
     if fmt is ReportFormat.csv:
-        # Bytes, so that the RFC 4180 CRLF line ends survive any platform's text mode.
-        sys.stdout.buffer.write(service.report_csv(rep).encode("utf-8"))
+        # Bytes (UTF-8 with BOM, CRLF), so the file opens in Japanese Excel as the API's does.
+        sys.stdout.buffer.write(service.report_csv(rep))
         sys.stdout.buffer.flush()
     else:
         print(json.dumps(rep, ensure_ascii=False, indent=2))

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from vault.audit.log import AuditLog
 from vault.audit.records import cli_record
-from vault.cli._common import DataDir, load_settings
+from vault.cli._common import DataDir, fail, load_settings
 from vault.storage import BlobStore, LocalBlobStore, StorageError
 from vault.storage.migrate import migrate, read_switch, write_switch
 
@@ -36,20 +36,15 @@ def migrate_cmd(
 
     settings = load_settings(data_dir)
     if not settings.s3_bucket:
-        console.print("[red]set KINKO_S3_BUCKET (and KINKO_S3_ENDPOINT_URL for MinIO/Ceph)")
-        raise typer.Exit(2)
+        fail("set KINKO_S3_BUCKET (and KINKO_S3_ENDPOINT_URL for MinIO/Ceph)")
     if not settings.blob_dir.exists():
-        console.print(f"[red]no local blobs under {settings.blob_dir}")
-        raise typer.Exit(2)
-    try:
-        dest = S3BlobStore.connect(
-            bucket=settings.s3_bucket,
-            prefix=settings.s3_prefix,
-            endpoint_url=settings.s3_endpoint_url,
-        )
-    except StorageError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+        fail(f"no local blobs under {settings.blob_dir}")
+    # A bucket that is missing or refuses the credentials is a StorageError: one line.
+    dest = S3BlobStore.connect(
+        bucket=settings.s3_bucket,
+        prefix=settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+    )
     source = LocalBlobStore(settings.blob_dir)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -67,8 +62,7 @@ def migrate_cmd(
         try:
             report = migrate(source, dest, progress=step)
         except StorageError as exc:
-            console.print(f"[red]migration stopped: {exc}\nrun the command again to resume")
-            raise typer.Exit(1) from None
+            fail(f"migration stopped: {exc}; run the command again to resume", 1)
     previous = read_switch(settings.data_dir)
     write_switch(
         settings.data_dir,
@@ -142,20 +136,14 @@ def gc_cmd(
     from vault.db import make_engine
     from vault.storage.gc import delete_orphans, find_orphans
 
-    try:
-        settings = load_settings(data_dir)
-    except ValueError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+    settings = load_settings(data_dir)
     if settings.database_url is None and not (settings.data_dir / "catalog.db").exists():
         # Without a catalog every blob would look unreferenced; refusing is the only safe answer.
-        console.print(f"[red]no vault in {settings.data_dir}")
-        raise typer.Exit(2)
+        fail(f"no vault in {settings.data_dir}")
     try:
         store = open_blob_store(settings)
-    except (StorageError, ValueError) as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+    except ValueError as exc:  # settings that name no bucket; StorageError is reported above us
+        fail(str(exc))
 
     catalog = make_engine(settings.catalog_url)
 
@@ -167,11 +155,9 @@ def gc_cmd(
         plan = find_orphans(store, referenced, grace=timedelta(hours=grace_hours))
     except SQLAlchemyError as exc:
         # An unreadable catalog must stop the collection: an empty answer would doom every blob.
-        console.print(f"[red]cannot read the catalog: {type(exc).__name__}")
-        raise typer.Exit(2) from None
-    except StorageError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from None
+        fail(
+            f"cannot read the catalog database: {getattr(exc, 'orig', None) or type(exc).__name__}"
+        )
     finally:
         catalog.dispose()
 
@@ -216,6 +202,5 @@ def gc_cmd(
     try:
         deleted, size = delete_orphans(plan)
     except StorageError as exc:
-        console.print(f"[red]garbage collection stopped: {exc}\nrun the command again")
-        raise typer.Exit(1) from None
+        fail(f"garbage collection stopped: {exc}; run the command again", 1)
     out.print(f"deleted {deleted} blobs ({size} bytes)")

@@ -6,9 +6,14 @@ into ``review_items`` and moves a cursor, in the audit store itself.  Reads ther
 cheap as before, and the index can always be rebuilt from the log.
 
 Who decides an item: an auditor (any case) or a supervisor of the item's case *now*, and never
-the reader (four eyes).  A decision is checked, recorded as its ``review.submit`` event and
-applied in one write transaction of the audit store, so two reviewers deciding at once cannot
-both succeed and a decision never exists without its event.
+the reader (four eyes).  So that a reviewer can judge a read without looking anything up, every
+item also names the case number, the document's class and, where the guard lets the caller see
+the document's metadata, its title (unsealed here, for that caller only); times are given in
+KINKO_TIMEZONE, with their offset.
+
+A decision is checked, recorded as its ``review.submit`` event and applied in one write
+transaction of the audit store, so two reviewers deciding at once cannot both succeed and a
+decision never exists without its event.
 """
 
 from __future__ import annotations
@@ -28,18 +33,26 @@ from sqlalchemy.exc import SQLAlchemyError
 from vault.audit.log import format_time
 from vault.audit.reviews import STATUSES, ReviewItem, sync_index
 from vault.audit.scope import AuditScope
-from vault.catalog.queries import active_memberships, membership_grants
+from vault.authz import CaseView, Principal
+from vault.catalog.models import Case, Document
+from vault.catalog.queries import active_memberships, membership_grants, stage_and_roles
+from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.errors import AuditUnavailable, BadRequest, Conflict, NotFound
+from vault.keys import is_shredded
 from vault.services.context import Ctx, JsonBody, view_of
 from vault.services.schemas import ReviewDecision
 
-# Fields of an item in ``GET /api/v1/reviews`` and of a report row (and the CSV header order).
+# Fields of an item in ``GET /api/v1/reviews`` and of a report row (and the CSV column order:
+# what the document is stands beside its ids, so a reader of the spreadsheet needs no lookup).
 LIST_FIELDS = (
     "seq",
     "actor",
     "case_id",
+    "case_number",
     "document_id",
+    "class",
+    "title",
     "purpose",
     "time",
     "status",
@@ -51,7 +64,10 @@ REPORT_FIELDS = (
     "seq",
     "actor",
     "case_id",
+    "case_number",
     "document_id",
+    "class",
+    "title",
     "purpose",
     "time",
     "reads",
@@ -63,6 +79,16 @@ REPORT_FIELDS = (
     "token_issuer",
     "membership_granted_by",
 )
+# Fields filled from the catalog, not from the review index.
+_CATALOG_FIELDS = frozenset({"case_number", "class", "title"})
+# Time fields, stored in UTC and shown in KINKO_TIMEZONE.
+_TIME_FIELDS = ("time", "decided_at")
+# Documents looked up per statement (SQLite binds at most a few thousand parameters).
+_LOOKUP_CHUNK = 500
+# The operator at the data directory (``kinko review report``) sees what an auditor sees: the
+# metadata of every case, titles included, and never content.  Its title decisions still go
+# through the guard, as an auditor's would.
+OPERATOR = Principal(user_id=None, name=None, roles=frozenset({"auditor"}))
 MAX_OLDER_THAN_DAYS = 36500
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SEQ_RE = re.compile(r"[0-9]{1,18}")
@@ -94,7 +120,59 @@ def _reviewer_scope(ctx: Ctx) -> set[str] | None:
 
 
 def _row(item: Any, fields: Sequence[str]) -> dict[str, Any]:
-    return {f: getattr(item, f, None) for f in fields}
+    return {f: None if f in _CATALOG_FIELDS else getattr(item, f, None) for f in fields}
+
+
+def _local(value: str | None, tz: ZoneInfo) -> str | None:
+    """An RFC 3339 UTC time of the index as ISO 8601 in ``tz`` with its offset, to the second."""
+    if value is None:
+        return None
+    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t.astimezone(tz).isoformat(timespec="seconds")
+
+
+def _described(vault: Vault, viewer: Principal, items: list[dict[str, Any]]) -> None:
+    """Fill case number, class and title (where ``viewer`` may see it); show local times.
+
+    Titles are sealed under their case key; each is opened here only after the guard decided,
+    from the viewer's view of the case now, that the viewer may see the document's metadata.
+    A document of a crypto-shredded case has no title any more.
+    """
+    tz = ZoneInfo(vault.settings.timezone)
+    for item in items:
+        for f in _TIME_FIELDS:
+            if f in item:
+                item[f] = _local(item[f], tz)
+    doc_ids = sorted({i["document_id"] for i in items if i["document_id"]})
+    if not doc_ids:
+        return
+    guard = vault.guard
+    now = utcnow()
+    found: dict[str, tuple[Document, Case]] = {}
+    views: dict[str, CaseView] = {}
+    with vault.read_session() as s:
+        for start in range(0, len(doc_ids), _LOOKUP_CHUNK):
+            chunk = doc_ids[start : start + _LOOKUP_CHUNK]
+            rows = s.execute(
+                select(Document, Case)
+                .join(Case, Case.id == Document.case_id)
+                .where(Document.id.in_(chunk))
+            )
+            found.update({doc.id: (doc, case) for doc, case in rows})
+        for case_id in sorted({case.id for _doc, case in found.values()}):
+            stage, roles = stage_and_roles(s, case_id, viewer.user_id, now)
+            views[case_id] = guard.case_view(viewer, case_id, stage, roles)
+    for item in items:
+        hit = found.get(item["document_id"])
+        if hit is None:
+            continue
+        doc, case = hit
+        item["case_number"] = case.number
+        item["class"] = doc.doc_class
+        shown = guard.title_visible(views[case.id], doc.doc_class, doc.final_version)
+        if shown and not is_shredded(case.wrapped_key):
+            key = vault.keys.case_key(case.id, case.wrapped_key)
+            item["title"] = vault.keys.open_title(key, doc.id, doc.title_sealed)
 
 
 def _with_grants(vault: Vault, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,6 +219,7 @@ def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
                 if not ctx.vault.guard.own_read(ctx.principal, r.actor, r.token_issuer)
             ]
         _with_grants(ctx.vault, items)
+        _described(ctx.vault, ctx.principal, items)
         ev.allow()
         return {"items": items}
 
@@ -216,7 +295,9 @@ def _decide(ctx: Ctx, ev: AuditScope, seq: int, verdict: str, note: str | None) 
     ev.event = event
     with ctx.vault.audit_engine.connect() as conn:
         item = conn.execute(select(ReviewItem).where(ReviewItem.seq == seq)).one()
-    return _with_grants(ctx.vault, [_row(item, REPORT_FIELDS)])[0]
+    items = _with_grants(ctx.vault, [_row(item, REPORT_FIELDS)])
+    _described(ctx.vault, ctx.principal, items)
+    return items[0]
 
 
 # -- daily report ------------------------------------------------------------------------------
@@ -239,10 +320,13 @@ def parse_day(value: str | None, tz: ZoneInfo) -> date:
     return day
 
 
-def report(vault: Vault, day: date, cases: Iterable[str] | None = None) -> dict[str, Any]:
+def report(
+    vault: Vault, day: date, cases: Iterable[str] | None = None, *, viewer: Principal
+) -> dict[str, Any]:
     """The day's review items (first read on ``day`` in KINKO_TIMEZONE) with their state.
 
-    ``cases`` restricts the report to those cases (None: every case).  The day is turned into
+    ``cases`` restricts the report to those cases (None: every case); ``viewer`` is who the
+    report is for, which decides where titles are shown.  The day is turned into
     a UTC time range with today's time-zone setting, so the report always means a calendar day
     in the configured zone (also across a daylight-saving change).
     """
@@ -258,17 +342,23 @@ def report(vault: Vault, day: date, cases: Iterable[str] | None = None) -> dict[
     with vault.audit_engine.connect() as conn:
         items = [_row(r, REPORT_FIELDS) for r in conn.execute(stmt.order_by(ReviewItem.seq))]
     _with_grants(vault, items)
+    _described(vault, viewer, items)
     return {"date": day.isoformat(), "timezone": tz_name, "items": items}
 
 
-def report_csv(rep: dict[str, Any]) -> str:
-    """RFC 4180 CSV (CRLF line ends, minimal quoting), always with the header row."""
+def report_csv(rep: dict[str, Any]) -> bytes:
+    """The report as a spreadsheet opens it: RFC 4180 CSV, always with the header row.
+
+    UTF-8 with a byte order mark, because Japanese Excel reads a CSV without one as Shift_JIS
+    and turns every title and purpose into mojibake; CRLF line ends and minimal quoting, as
+    Excel writes them.  A title the reader may not see is an empty cell.
+    """
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(REPORT_FIELDS)
     for item in rep["items"]:
         w.writerow(["" if item[f] is None else item[f] for f in REPORT_FIELDS])
-    return out.getvalue()
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def daily_report(ctx: Ctx, raw_date: str | None, fmt: str | None) -> dict[str, Any]:
@@ -283,7 +373,7 @@ def daily_report(ctx: Ctx, raw_date: str | None, fmt: str | None) -> dict[str, A
             raise BadRequest("format must be json or csv", code="invalid_format")
         day = parse_day(raw_date, ZoneInfo(ctx.vault.settings.timezone))
         sync(ctx.vault)
-        rep = report(ctx.vault, day, cases)
+        rep = report(ctx.vault, day, cases, viewer=ctx.principal)
         ev.allow()
         return rep
 

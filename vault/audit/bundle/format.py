@@ -25,6 +25,7 @@ __all__ = [
     "PREFIX_FILE",
     "BundleError",
     "Finding",
+    "Problem",
     "Report",
     "checkpoint_filename",
     "checkpoint_reason",
@@ -78,6 +79,32 @@ class Finding:
 
 
 @dataclass
+class Problem:
+    """Findings of one kind that say the same thing, folded into one line of the report.
+
+    One tampered event breaks the root of every later checkpoint; listing each of them would
+    bury the one finding that says where the change is.  ``detail`` is the first finding's
+    (the most telling: it narrows the place down), ``first`` and ``last`` where the first and
+    the last of them were found, ``count`` how many there were in all.
+    """
+
+    kind: str
+    count: int
+    first: str
+    last: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "first": self.first,
+            "last": self.last,
+            "detail": self.detail,
+        }
+
+
+@dataclass
 class Report:
     ok: bool
     event_count: int
@@ -94,6 +121,8 @@ class Report:
     # bundle cut short together with its newest checkpoints still verifies, so a reader of an
     # "OK" must be told where the proof ends.
     coverage: str = ""
+    # The findings folded by kind and wording, every one counted (also past the listing cap).
+    problems: list[Problem] = field(default_factory=list)
 
     def kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
@@ -114,6 +143,7 @@ class Report:
             "findings": [
                 {"kind": f.kind, "where": f.where, "detail": f.detail} for f in self.findings
             ],
+            "problems": [p.to_dict() for p in self.problems],
         }
 
 

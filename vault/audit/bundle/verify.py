@@ -16,6 +16,7 @@ import bisect
 import hashlib
 import json
 import json.encoder
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from vault.audit.bundle.format import (
     MANIFEST_FILE,
     PREFIX_FILE,
     Finding,
+    Problem,
     Report,
     parse_checkpoint_reason,
 )
@@ -45,6 +47,12 @@ __all__ = ["MAX_FINDINGS_PER_KIND", "verify_bundle"]
 # A wholesale shuffled or rewritten file would otherwise produce one finding per line; past
 # this many findings of one kind only a count is kept, which is what a reader can act on.
 MAX_FINDINGS_PER_KIND = 100
+# Distinct wordings folded separately per kind; past this, the rest of a kind share one line, so
+# a file full of differently broken lines cannot make the summary as long as the file.
+MAX_PROBLEMS_PER_KIND = 20
+# What varies between findings that say the same thing: numbers (sizes, seqs, lines) and the
+# base64 roots of checkpoints.
+_VARYING = re.compile(r"[A-Za-z0-9+/]{43}=|[0-9]+")
 
 _DIGEST = 8  # bytes of each leaf hash kept per seq, only to tell duplicates from insertions
 _ZERO = bytes(_DIGEST)
@@ -109,6 +117,10 @@ class _Findings:
     def __init__(self) -> None:
         self.items: list[Finding] = []
         self.counts: dict[str, int] = {}
+        # (kind, wording with the varying parts masked) -> the folded problem, in the order
+        # first found; ``None`` as wording is the shared line of a kind past its limit.
+        self.problems: dict[tuple[str, str | None], Problem] = {}
+        self._wordings: dict[str, int] = {}
 
     def add(self, kind: str, where: str, detail: str) -> None:
         assert kind in FINDING_KINDS, kind
@@ -116,6 +128,17 @@ class _Findings:
         self.counts[kind] = n
         if n <= MAX_FINDINGS_PER_KIND:
             self.items.append(Finding(kind, where, detail))
+        key: tuple[str, str | None] = (kind, _VARYING.sub("#", detail))
+        if key not in self.problems and self._wordings.get(kind, 0) >= MAX_PROBLEMS_PER_KIND:
+            key = (kind, None)
+        problem = self.problems.get(key)
+        if problem is None:
+            self.problems[key] = Problem(kind, 1, where, where, detail)
+            if key[1] is not None:
+                self._wordings[kind] = self._wordings.get(kind, 0) + 1
+        else:
+            problem.count += 1
+            problem.last = where
 
     def close(self) -> None:
         for kind, n in self.counts.items():
@@ -162,6 +185,7 @@ def _report(
         seconds=time.perf_counter() - started,
         counts=dict(out.counts),
         coverage=coverage,
+        problems=list(out.problems.values()),
         **values,
     )
 
