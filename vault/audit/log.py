@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import queue
@@ -29,7 +30,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 from vault.audit.anchor import S3Anchor
 from vault.audit.bundle import checkpoint_reason
 from vault.audit.merkle import CompactRange, leaf_hash
-from vault.audit.models import AuditCheckpoint, AuditEvent, AuditTreeNode
+from vault.audit.models import AuditCheckpoint, AuditEvent
 from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint
 from vault.audit.records import build_record, system_info
 from vault.audit.tree import TreeReader
@@ -58,6 +59,23 @@ EVENT_FIELDS = (
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
     """The exact bytes a Merkle leaf is computed over (SPEC §5)."""
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_INSERT_EVENTS = (
+    "INSERT INTO audit_events (seq, time, actor, action, decision, case_id, document_id, "
+    "canonical, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_NODES = "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)"
+
+
+def _driver_sql(conn: Connection, sql: str) -> str:
+    """A statement written with ``?`` placeholders, in the driver's own placeholder style."""
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return sql
+    if style in ("format", "pyformat"):
+        return sql.replace("?", "%s")
+    raise RuntimeError(f"unsupported DB-API paramstyle {style!r}")
 
 
 def format_time(t: datetime) -> str:
@@ -115,6 +133,8 @@ class AuditLog:
         # process, the CLI say, is noticed and the frontier read again).
         self._frontier: CompactRange | None = None
         self._frontier_lock = threading.Lock()
+        # The writer thread's connection (see _commit_batch); no other thread uses it.
+        self._writer_conn: Connection | None = None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -202,6 +222,15 @@ class AuditLog:
                 log.exception("could not cut an audit checkpoint")
 
     def _run(self) -> None:
+        try:
+            self._serve_queue()
+        finally:
+            if self._writer_conn is not None:
+                with contextlib.suppress(Exception):
+                    self._writer_conn.close()
+                self._writer_conn = None
+
+    def _serve_queue(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -224,7 +253,7 @@ class AuditLog:
                     return
                 continue
             try:
-                events = self._commit([p.record for p in batch])
+                events = self._commit_batch([p.record for p in batch])
             except Exception as exc:
                 err = AuditUnavailable(f"the audit log could not be written: {exc}")
                 for p in batch:
@@ -238,6 +267,27 @@ class AuditLog:
     def _commit(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._engine.begin() as conn:
             events, compact = self._insert(conn, records)
+        self._remember(compact)
+        return events
+
+    def _commit_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``_commit`` on the writer thread's own connection, kept open between batches.
+
+        Checking a connection out of the pool and resetting it on return cost as much as the
+        rest of a batch.  After any failure the connection is dropped, so the next batch starts
+        on a fresh one (a store that comes back is used again without a restart).
+        """
+        conn = self._writer_conn
+        if conn is None:
+            conn = self._writer_conn = self._engine.connect()
+        try:
+            with conn.begin():
+                events, compact = self._insert(conn, records)
+        except BaseException:
+            self._writer_conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
         self._remember(compact)
         return events
 
@@ -272,11 +322,11 @@ class AuditLog:
         events: list[dict[str, Any]] = []
         # The next seq is read inside the write transaction, so appends from another process
         # (the CLI) interleave without gaps or duplicates.
-        last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
+        last = conn.exec_driver_sql("SELECT MAX(seq) FROM audit_events").scalar()
         seq = -1 if last is None else int(last)
         compact = self._resume(conn, seq + 1)
-        rows = []
-        nodes: list[dict[str, object]] = []
+        rows: list[tuple[Any, ...]] = []
+        nodes: list[tuple[int, int, bytes]] = []
         for rec in records:
             seq += 1
             event = {k: rec.get(k) for k in EVENT_FIELDS}
@@ -285,28 +335,26 @@ class AuditLog:
             canon = canonical_bytes(event)
             leaf = leaf_hash(canon)
             rows.append(
-                {
-                    "seq": seq,
-                    "time": now,
-                    "actor": event["actor"],
-                    "action": event["action"],
-                    "decision": event["decision"],
-                    "case_id": event["case_id"],
-                    "document_id": event["document_id"],
-                    "canonical": canon,
-                    "leaf_hash": leaf,
-                }
+                (
+                    seq,
+                    now,
+                    event["actor"],
+                    event["action"],
+                    event["decision"],
+                    event["case_id"],
+                    event["document_id"],
+                    canon,
+                    leaf,
+                )
             )
             # Level 0 is the leaf itself, stored with its event; the rest are tree rows.
-            nodes.extend(
-                {"level": lvl, "idx": idx, "hash": h}
-                for lvl, idx, h in compact.append(leaf)
-                if lvl > 0
-            )
+            nodes.extend((lvl, idx, h) for lvl, idx, h in compact.append(leaf) if lvl > 0)
             events.append(event)
-        conn.execute(insert(AuditEvent), rows)
+        # Plain driver statements: this runs once per batch of every request's event, and
+        # compiling Core inserts cost more than the database's own work.
+        conn.exec_driver_sql(_driver_sql(conn, _INSERT_EVENTS), rows)
         if nodes:
-            conn.execute(insert(AuditTreeNode), nodes)
+            conn.exec_driver_sql(_driver_sql(conn, _INSERT_NODES), nodes)
         return events, compact
 
     # -- checkpoints ---------------------------------------------------------------------------
