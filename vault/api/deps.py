@@ -53,12 +53,14 @@ def get_vault(request: Request) -> Vault:
 
 # -- headers the API reads, declared once (they appear in /openapi.json where they are read) --
 
+DEVICE_DESCRIPTION = "A stable id of the workstation or client; recorded as `client.device`."
+PURPOSE_DESCRIPTION = (
+    "The business purpose of the read, percent-encoded UTF-8 (1-500 characters once decoded).  "
+    "Required for non-disclosed content: 400 `purpose_required` without it."
+)
 DeviceHeader = Annotated[
     str | None,
-    Header(
-        alias="X-Kinko-Device",
-        description="A stable id of the workstation or client; recorded as `client.device`.",
-    ),
+    Header(alias="X-Kinko-Device", description=DEVICE_DESCRIPTION),
 ]
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -70,11 +72,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 PurposeHeader = Annotated[
     str | None,
-    Header(
-        alias="X-Access-Purpose",
-        description="The business purpose of the read, percent-encoded UTF-8 (1-500 characters "
-        "once decoded).  Required for non-disclosed content: 400 `purpose_required` without it.",
-    ),
+    Header(alias="X-Access-Purpose", description=PURPOSE_DESCRIPTION),
 ]
 IfMatchHeader = Annotated[
     str | None,
