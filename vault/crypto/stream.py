@@ -309,6 +309,10 @@ class StreamDecryptor:
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         """Feed ciphertext; return verified plaintext that is ready (possibly ``b""``)."""
+        return b"".join(self.update_segments(data))
+
+    def update_segments(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """``update``, with the verified plaintext as one piece per segment (no joining)."""
         self._check_usable()
         try:
             return self._update(memoryview(data).cast("B"))
@@ -318,14 +322,26 @@ class StreamDecryptor:
             self._failed = True
             raise
 
-    def _update(self, view: memoryview) -> bytes:
+    def decrypt_all(self, blob: bytes | bytearray | memoryview) -> list[bytes]:
+        """A whole blob, verified to its end: the plaintext as one piece per segment.
+
+        For a small document read in one go; the pieces are sent as they are, so a
+        megabyte is never copied into one string only to be written out again.
+        """
+        parts = self.update_segments(blob)
+        tail = self.finalize()
+        if tail:
+            parts.append(tail)
+        return parts
+
+    def _update(self, view: memoryview) -> list[bytes]:
         pending = self._pending
         if self._aead is None:
             take = min(HEADER_SIZE - len(pending), len(view))
             pending += view[:take]
             view = view[take:]
             if len(pending) < HEADER_SIZE:
-                return b""
+                return []
             self._parse_header(bytes(pending))
             pending.clear()
         seg_ct = self._segment_ct_size
@@ -337,14 +353,14 @@ class StreamDecryptor:
             if len(pending) < seg_ct or not view:
                 # A segment may be opened as non-last only once at least one byte after it
                 # has arrived; otherwise a blob truncated at a segment boundary would pass.
-                return b""
+                return []
             out.append(self._open(pending, last=False))
             pending.clear()
         while len(view) > seg_ct:
             out.append(self._open(view[:seg_ct], last=False))
             view = view[seg_ct:]
         pending += view
-        return b"".join(out)
+        return out
 
     def finalize(self) -> bytes:
         """Verify and return the last segment; raise :class:`IntegrityError` if it is missing."""

@@ -564,12 +564,16 @@ def finalize(ctx: Ctx, doc_id: str, body: JsonBody) -> dict[str, Any]:
 
 @dataclass
 class OpenedRead:
-    """A read that is authorised, audited and verified up to its first chunk."""
+    """A read that is authorised, audited and verified up to its first chunk.
+
+    ``first`` is verified plaintext in pieces (a small document: all of it, one piece per
+    segment); ``rest`` yields what follows, if anything.
+    """
 
     version: int
     size: int
     sha256: str
-    first: bytes
+    first: list[bytes]
     rest: Generator[bytes, None, None]
     # What the response says about the bytes (see vault.api.documents._content_headers):
     # the media type the version was uploaded with, and the document title for its filename.
@@ -578,10 +582,13 @@ class OpenedRead:
 
 
 def _plaintext_chunks(
-    reader: BlobReader, decryptor: StreamDecryptor, chunk_size: int = READ_CHUNK
+    reader: BlobReader, decryptor: StreamDecryptor, *, done: bool = False
 ) -> Generator[bytes, None, None]:
+    """The rest of a read's plaintext (nothing when ``done``: it was all read at once)."""
+    if done:
+        return
     try:
-        for chunk in reader.iter_chunks(chunk_size):
+        for chunk in reader.iter_chunks(READ_CHUNK):
             out = decryptor.update(chunk)
             if out:
                 yield out
@@ -697,21 +704,21 @@ def _read(
             reader = vault.blobs.open(row.blob_name)
         except BlobNotFound:
             raise IntegrityFailure("stored content is missing", code="content_missing") from None
-        whole = row.size <= WHOLE_READ_MAX
-        # A small document's ciphertext is fetched in one read (its blob's size), a large one
-        # in READ_CHUNK pieces.
-        chunks = _plaintext_chunks(
-            reader,
-            StreamDecryptor(dek, ref.id, row.version),
-            max(1, reader.size) if whole else READ_CHUNK,
-        )
+        decryptor = StreamDecryptor(dek, ref.id, row.version)
         try:
-            # The first chunk (a small document: all of it) is decrypted and verified before
-            # the event is written and before the response starts, so a swapped or corrupted
-            # blob is answered with an error status instead of a 200 that breaks off.
-            first = b"".join(chunks) if whole else next(chunks, b"")
+            # The first chunk is decrypted and verified before the event is written and
+            # before the response starts, so a swapped or corrupted blob is answered with an
+            # error status instead of a 200 that breaks off.  A small document is fetched in
+            # one read and verified to its end; a large one streams in READ_CHUNK pieces.
+            if row.size <= WHOLE_READ_MAX:
+                with reader:
+                    first = decryptor.decrypt_all(reader.read())
+                chunks = _plaintext_chunks(reader, decryptor, done=True)
+            else:
+                chunks = _plaintext_chunks(reader, decryptor)
+                first = [next(chunks, b"")]
         except IntegrityError:
-            chunks.close()
+            reader.close()
             raise IntegrityFailure(
                 "stored content failed authentication", code="integrity_error"
             ) from None
