@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Header, Response
 
 from vault.api.deps import UserCtx
@@ -68,5 +68,6 @@ def manifest(
     headers = {"ETag": answer.etag, "Cache-Control": "no-store"}
     if answer.body is None:
         return Response(status_code=304, headers=headers)
-    raw = json.dumps(answer.body, ensure_ascii=False, separators=(",", ":")).encode()
+    # orjson: the same compact UTF-8 bytes as json.dumps, in a fraction of the time.
+    raw = orjson.dumps(answer.body)
     return Response(raw, media_type="application/json", headers=headers)
