@@ -107,10 +107,13 @@ class KinkoClient:
         content: bytes | Iterable[bytes],
         *,
         idempotency_key: str | None = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
         headers = {"X-Kinko-Title": quote(title, safe="")}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        if content_type:
+            headers["Content-Type"] = content_type
         return dict(
             self._json(
                 "POST",
@@ -128,12 +131,15 @@ class KinkoClient:
         *,
         if_match: int | None = None,
         idempotency_key: str | None = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
         headers = {}
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
+        if content_type:
+            headers["Content-Type"] = content_type
         return dict(
             self._json(
                 "PUT", f"/api/v1/documents/{doc_id}/content", content=content, headers=headers

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import mimetypes
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -426,18 +427,21 @@ class SyncEngine:
         self.state.record_upload_failure(up.id, "in flight", datetime.now(UTC))
         if self.on_transfer is not None:
             self.on_transfer(up.path, size, True)
+        # The server keeps the media type with the version and sends it back on every read;
+        # it is told from the file name, as the desktop that opens the download will.
+        media = mimetypes.guess_type(up.path.rsplit("/", 1)[1])[0] or "application/octet-stream"
         try:
             if up.doc_id is None:
                 title = decode_component(up.path.rsplit("/", 1)[1], strict=False)
                 answer = self.client.create_document(
                     up.case_id, up.cls, title, _chunks(snapshot),
-                    idempotency_key=up.idempotency_key,
+                    idempotency_key=up.idempotency_key, content_type=media,
                 )  # fmt: skip
                 doc_id, version = str(answer["id"]), int(answer["version"])
             else:
                 answer = self.client.put_content(
                     up.doc_id, _chunks(snapshot), if_match=up.base_version,
-                    idempotency_key=up.idempotency_key,
+                    idempotency_key=up.idempotency_key, content_type=media,
                 )  # fmt: skip
                 doc_id, version = up.doc_id, int(answer["version"])
         finally:

@@ -134,6 +134,11 @@ def test_local_new_file_and_edit_go_up(world: World) -> None:
     assert set(docs) == {"日程 メモ.txt"}
     doc_id = docs["日程 メモ.txt"]
     assert w.drafter.read(doc_id, "check") == b"first"
+    # The media type told from the file name is kept with the version and sent back.
+    got = w.drafter.http.get(
+        f"/api/v1/documents/{doc_id}/content", headers={"X-Access-Purpose": "check"}
+    )
+    assert got.headers["Content-Type"] == "text/plain"
 
     new.write_bytes(b"second, longer")
     report = w.sync()
