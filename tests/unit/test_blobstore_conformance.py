@@ -932,3 +932,21 @@ def test_s3_connect_with_refused_credentials_fails(moto_endpoint: str) -> None:
 def test_s3_part_size_below_the_s3_minimum_is_rejected(s3_client: Any, s3_bucket: str) -> None:
     with pytest.raises(ValueError, match="part_size"):
         S3BlobStore.connect(bucket=s3_bucket, client=s3_client, part_size=MIB)
+
+
+def test_s3_reads_go_through_the_sdk_behind_a_proxy(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a proxy configured, reads are not sent around it on a pool of our own: they go
+    # through the SDK, which honours the proxy settings (here bypassed for loopback by
+    # NO_PROXY, so the moto server still answers).
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    store = _make_store("s3", request, tmp_path)
+    assert isinstance(store, S3BlobStore)
+    with store.writer() as w:
+        w.write(b"through the SDK")
+        name = w.commit()
+    with store.open(name) as reader:
+        assert reader.read() == b"through the SDK"
+    assert not store._direct_reads

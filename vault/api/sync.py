@@ -24,12 +24,14 @@ caller's cases with the stage in force and the classes the caller may write now.
 cases are left out.  Admin and auditor never read content, so they get no documents (and only
 the cases they are members of).
 
-Poll with `If-None-Match: <ETag of the last answer>`: while nothing in the answer changed
-(`generated_at` aside) the server answers `304 Not Modified` with no body and writes no audit
-event (SPEC §5).  The ETag is a strong validator, the quoted SHA-256 of the canonical JSON
-(`sort_keys`, compact separators, UTF-8) of the answer without `generated_at`; it changes with
-any new version or document, new final version, stage change (a scheduled transition counts
-from its instant, with no other request needed), and membership change, removal or expiry.
+Poll with `If-None-Match: <ETag of the last answer>`: while nothing the answer is computed from
+has changed the server answers `304 Not Modified` with no body and writes no audit event
+(SPEC §5).  The ETag is a strong validator over what the answer depends on (the caller, their
+unexpired memberships and roles, the stage in force in each case, a per-case revision the
+database bumps on every change to the case's documents, and the policies in force), so it
+changes with any new version or document, new final version, stage change (a scheduled
+transition counts from its instant, with no other request needed), membership change, removal
+or expiry, and policy change; a change in a case the caller does not belong to leaves it alone.
 A document or case that disappears from the answer is one the caller may no longer read.
 """
 

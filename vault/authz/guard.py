@@ -9,6 +9,7 @@ exists.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -109,6 +110,12 @@ class Guard:
         # computed under this lock once per (roles, stage) and then only read.
         self._lock = threading.Lock()
         self._check_policy_vocabulary()
+        # Names the rules in force: answers cached by clients (the sync manifest's ETag) carry
+        # it, so a changed policy is never mistaken for an unchanged answer.
+        digest = hashlib.sha256()
+        for path in (model, policy, policies_dir / "disclosure.csv"):
+            digest.update(path.read_bytes() + b"\0")
+        self.fingerprint = digest.hexdigest()
 
     def _check_policy_vocabulary(self) -> None:
         """Refuse to start on a policy that names unknown roles, classes, actions or stages.

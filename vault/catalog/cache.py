@@ -11,9 +11,10 @@ cost more than the rest of an audited 4 KiB read.  The answer is kept here, unde
   longer than that after it was read, so a token revoked by another node or by the CLI stops
   working everywhere within a second.
 
-A value read before an invalidation is never stored after it: ``put`` takes the generation
-seen *before* the database was read and drops the value if the cache has been emptied since,
-so a read racing a revocation cannot bring the revoked token back.
+A value read before an invalidation is never stored after it: ``put`` takes the stamp taken
+*before* the database was read and drops the value if the cache has been emptied since, so a
+read racing a revocation cannot bring the revoked token back; and an entry's age counts from
+that stamp, so the time bound includes however long the read took.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class CatalogCache(Generic[K, V]):
         self._generation = 0
         self._lock = threading.Lock()
 
-    @property
-    def generation(self) -> int:
-        """Take this before reading the database; hand it to ``put`` afterwards."""
-        return self._generation
+    def stamp(self) -> tuple[int, float]:
+        """Take this before reading the database; hand it to ``put`` afterwards.
+
+        It holds the generation (so a value read before an invalidation is dropped) and the
+        time (so an entry's age counts from before the read, and the bound holds whatever
+        the read took).
+        """
+        return self._generation, time.monotonic()
 
     def get(self, key: K) -> V | None:
         if self._ttl == 0:
@@ -56,13 +61,14 @@ class CatalogCache(Generic[K, V]):
                 return None
             return entry[1]
 
-    def put(self, key: K, value: V, generation: int) -> None:
+    def put(self, key: K, value: V, stamp: tuple[int, float]) -> None:
         if self._ttl == 0:
             return
+        generation, read_at = stamp
         with self._lock:
             if generation != self._generation:
                 return  # the catalog changed while this value was being read
-            self._entries[key] = (time.monotonic(), value)
+            self._entries[key] = (read_at, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)

@@ -37,7 +37,7 @@ from vault.catalog.queries import (
     user_names,
 )
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
-from vault.crypto.stream import new_data_key
+from vault.crypto.stream import ciphertext_size, new_data_key
 from vault.domain import (
     DEFAULT_MEDIA_TYPE,
     DomainError,
@@ -142,17 +142,21 @@ def list_case_documents(ctx: Ctx, case_id: str) -> dict[str, Any]:
         open_title = ctx.vault.keys.title_opener(ctx.vault.keys.case_key(case.id, case.wrapped_key))
         # Plain columns, not ORM objects, and one guard decision per (class, has a final)
         # instead of one per document: a case of 10,000 documents is listed in tens of milliseconds.
-        rows = s.connection().execute(
-            select(
-                Document.id,
-                Document.doc_class,
-                Document.title_sealed,
-                Document.latest_version,
-                Document.final_version,
+        rows = (
+            s.connection()
+            .execute(
+                select(
+                    Document.id,
+                    Document.doc_class,
+                    Document.title_sealed,
+                    Document.latest_version,
+                    Document.final_version,
+                )
+                .where(Document.case_id == case.id, Document.latest_version > 0)
+                .order_by(Document.created_at, Document.id)
             )
-            .where(Document.case_id == case.id, Document.latest_version > 0)
-            .order_by(Document.created_at, Document.id)
-        )
+            .all()
+        )  # fetched at once: iterating the result row by row cost more than the rows
         scope_of = ctx.vault.guard.listing_scopes(view)
         out = []
         for doc_id, cls, title_sealed, latest, final in rows:
@@ -710,9 +714,13 @@ def _read(
             # before the response starts, so a swapped or corrupted blob is answered with an
             # error status instead of a 200 that breaks off.  A small document is fetched in
             # one read and verified to its end; a large one streams in READ_CHUNK pieces.
-            if row.size <= WHOLE_READ_MAX:
+            # The blob's own size is checked too: the catalog's size is not sealed, and a
+            # replaced blob must not be read into memory whole whatever its length.
+            if row.size <= WHOLE_READ_MAX and reader.size <= ciphertext_size(WHOLE_READ_MAX):
                 with reader:
                     first = decryptor.decrypt_all(reader.read())
+                if sum(len(piece) for piece in first) != row.size:
+                    raise IntegrityError
                 chunks = _plaintext_chunks(reader, decryptor, done=True)
             else:
                 chunks = _plaintext_chunks(reader, decryptor)

@@ -107,31 +107,35 @@ def build_manifest(ctx: Ctx, s: Session, now: datetime) -> dict[str, Any]:
     if live:
         # Documents of all the caller's cases with their latest and final versions, in one go,
         # as plain columns (ORM objects for ten thousand rows cost more than the rest).
-        rows = s.connection().execute(
-            select(
-                Document.id,
-                Document.case_id,
-                Document.doc_class,
-                Document.title_sealed,
-                Document.latest_version,
-                Document.final_version,
-                Version.version,
-                Version.size,
-                Version.sha256_sealed,
-            )
-            .join(
-                Version,
-                and_(
-                    Version.document_id == Document.id,
-                    or_(
-                        Version.version == Document.latest_version,
-                        Version.version == Document.final_version,
+        rows = (
+            s.connection()
+            .execute(
+                select(
+                    Document.id,
+                    Document.case_id,
+                    Document.doc_class,
+                    Document.title_sealed,
+                    Document.latest_version,
+                    Document.final_version,
+                    Version.version,
+                    Version.size,
+                    Version.sha256_sealed,
+                )
+                .join(
+                    Version,
+                    and_(
+                        Version.document_id == Document.id,
+                        or_(
+                            Version.version == Document.latest_version,
+                            Version.version == Document.final_version,
+                        ),
                     ),
-                ),
+                )
+                .where(Document.case_id.in_(list(live)), Document.latest_version > 0)
+                .order_by(Document.created_at, Document.id, Version.version)
             )
-            .where(Document.case_id.in_(list(live)), Document.latest_version > 0)
-            .order_by(Document.created_at, Document.id, Version.version)
-        )
+            .all()
+        )  # fetched at once: iterating the result row by row cost more than the rows
         versions: dict[str, dict[int, tuple[int, bytes]]] = {}
         docs: list[tuple[str, str, str, bytes, int, int | None]] = []
         for doc_id, case_id, cls, title_sealed, latest, final, number, size, sealed in rows:
@@ -182,7 +186,7 @@ def state_etag(ctx: Ctx, state: list[tuple[Any, ...]]) -> str:
     """
     principal = ctx.principal
     raw = json.dumps(
-        [principal.user_id, sorted(principal.roles), state],
+        [ctx.vault.guard.fingerprint, principal.user_id, sorted(principal.roles), state],
         separators=(",", ":"),
         ensure_ascii=False,
         default=str,
@@ -194,9 +198,6 @@ def manifest(ctx: Ctx, if_none_match: str | None) -> ManifestAnswer:
     ev = ctx.scope("sync.manifest")
     try:
         now = ctx.now()
-        # The tag is taken before the manifest is built: a change in between then gives a newer
-        # body under the older tag, which the next poll replaces; never an old body under a new
-        # tag, which the client would keep.
         with ctx.vault.lookup() as conn:
             etag = state_etag(ctx, manifest_state(conn, ctx.principal.user_id, now))
         if etag_matches(if_none_match, etag):
@@ -206,6 +207,10 @@ def manifest(ctx: Ctx, if_none_match: str | None) -> ManifestAnswer:
             # one showed.
             return ManifestAnswer(etag=etag, body=None)
         with ctx.vault.read_session() as s:
+            # The tag sent with a body is taken again in the body's own transaction, so both
+            # come from one snapshot: a change made and undone in between can never leave a
+            # client holding the in-between body under the tag of the state it returned to.
+            etag = state_etag(ctx, manifest_state(s.connection(), ctx.principal.user_id, now))
             body = build_manifest(ctx, s, now)
     except Exception as exc:
         ev.fail(exc)

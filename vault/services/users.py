@@ -83,7 +83,7 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
     last_used: datetime | None = None
     if token is not None:
         digest = hash_token(token)
-        generation = vault.tokens.generation
+        stamp = vault.tokens.stamp()
         with vault.read_session() as s:
             row = s.execute(
                 select(Token, User)
@@ -109,7 +109,7 @@ def authenticate(vault: Vault, info: RequestInfo, authorization: str | None) -> 
                         token_issuer=issuer,
                         token_id=tok.id,
                     )
-                    vault.tokens.put(digest, (principal, tok.expires_at), generation)
+                    vault.tokens.put(digest, (principal, tok.expires_at), stamp)
                     last_used = tok.last_used_at
         if principal is not None:
             note_token_use(vault, principal.token_id, last_used)

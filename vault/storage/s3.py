@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -87,6 +88,7 @@ _OPEN, _COMMITTED, _ABORTED = WRITER_OPEN, WRITER_COMMITTED, WRITER_ABORTED
 _PRESIGN_SECONDS = 900
 _PRESIGN_REUSE_SECONDS = 600
 _PRESIGN_CACHE = 4096
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
 # Errors a streaming body can raise while being read, besides botocore's own (urllib3 is a
 # dependency of botocore).
@@ -169,8 +171,12 @@ class S3BlobStore:
             ),
             timeout=urllib3.Timeout(connect=10, read=60),
             cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
+            # The CA bundle botocore would use for a private endpoint, else the public roots.
+            ca_certs=os.environ.get("AWS_CA_BUNDLE") or certifi.where(),
         )
+        # Behind a proxy (which botocore honours from the environment) reads go through the
+        # SDK as everything else does, rather than around the proxy.
+        self._direct_reads = not any(os.environ.get(v) for v in _PROXY_VARIABLES)
 
     @classmethod
     def connect(
@@ -246,6 +252,8 @@ class S3BlobStore:
 
     def open(self, name: str) -> _S3BlobReader:
         key = self._key(name)
+        if not self._direct_reads:
+            return self._open_with_sdk(name, key)
         for attempt in (1, 2):
             url = self._presigned(key, fresh=attempt == 2)
             try:
@@ -265,12 +273,25 @@ class S3BlobStore:
             response.release_conn()
             if status == 404:
                 raise BlobNotFound(f"no blob named {name}")
-            if status == 403 and attempt == 1:
-                continue  # signed with credentials that have since been rotated: sign again
+            if status in (400, 403) and attempt == 1:
+                # Signed with credentials that have since been rotated or whose session token
+                # expired (403, or 400 ExpiredToken): sign again with the current ones.
+                continue
             if status in (429, 500, 502, 503, 504):
                 raise StorageUnavailable(f"S3 GetObject failed: HTTP {status}")
             raise StorageError(f"S3 GetObject failed: HTTP {status}")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open_with_sdk(self, name: str, key: str) -> _S3BlobReader:
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404 or _code(exc) in _NOT_FOUND_CODES:
+                raise BlobNotFound(f"no blob named {name}") from None
+            _fail("GetObject", exc)
+        except BotoCoreError as exc:
+            _fail("GetObject", exc)
+        return _S3BlobReader(response["Body"], int(response["ContentLength"]))
 
     def _presigned(self, key: str, *, fresh: bool) -> str:
         now = time.monotonic()

@@ -23,8 +23,9 @@ _EVENTS = ("insert", "update", "delete")
 _SQLITE_TRIGGERS = (
     "CREATE TRIGGER documents_insert_bumps_case AFTER INSERT ON documents "
     "BEGIN UPDATE cases SET revision = revision + 1 WHERE id = NEW.case_id; END",
+    # Both cases, should a document ever move: the one it left changes too.
     "CREATE TRIGGER documents_update_bumps_case AFTER UPDATE ON documents "
-    "BEGIN UPDATE cases SET revision = revision + 1 WHERE id = NEW.case_id; END",
+    "BEGIN UPDATE cases SET revision = revision + 1 WHERE id IN (NEW.case_id, OLD.case_id); END",
     "CREATE TRIGGER documents_delete_bumps_case AFTER DELETE ON documents "
     "BEGIN UPDATE cases SET revision = revision + 1 WHERE id = OLD.case_id; END",
 )
@@ -39,8 +40,9 @@ def upgrade() -> None:
     elif dialect == "postgresql":
         op.execute(
             "CREATE FUNCTION kinko_bump_case_revision() RETURNS trigger AS $$ BEGIN "
-            "UPDATE cases SET revision = revision + 1 "
-            "WHERE id = CASE WHEN TG_OP = 'DELETE' THEN OLD.case_id ELSE NEW.case_id END; "
+            "UPDATE cases SET revision = revision + 1 WHERE id IN ("
+            "CASE WHEN TG_OP = 'DELETE' THEN OLD.case_id ELSE NEW.case_id END, "
+            "CASE WHEN TG_OP = 'INSERT' THEN NEW.case_id ELSE OLD.case_id END); "
             "RETURN NULL; END $$ LANGUAGE plpgsql"
         )
         op.execute(
