@@ -45,6 +45,30 @@ def require_tool(name: str, package: str | None = None) -> str:
     pytest.skip(reason)
 
 
+def cli_env(**overrides: str) -> dict[str, str]:
+    """The environment of a test's ``kinko`` command: the test run's own, without any
+    ``KINKO_*`` setting it may carry, the checkout importable, then ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(overrides)
+    return env
+
+
+def run_kinko(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``kinko`` CLI as a user would (text output captured, any exit code)."""
+    return subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env() if env is None else env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, KinkoServer, make_server
+from tests.conftest import KinkoServer, make_server, run_kinko
 from vault.audit.merkle import (
     leaf_hash,
     root_from_leaf_hashes,
@@ -24,17 +22,7 @@ from vault.audit.note import NoteVerifier, parse_checkpoint
 
 
 def kinko(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-    env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    result = run_kinko(*args, timeout=300)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result

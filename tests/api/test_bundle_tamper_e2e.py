@@ -14,10 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -29,7 +27,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.audit_support import rewrite_history
-from tests.conftest import ROOT, KinkoServer, make_server
+from tests.conftest import KinkoServer, make_server, run_kinko
 from vault.audit.bundle import checkpoint_filename
 from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint, parse_checkpoint
 
@@ -37,17 +35,7 @@ Report = dict[str, Any]
 
 
 def kinko(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_kinko(*args)
 
 
 def ok_run(*args: str) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, KinkoServer, make_server
+from conftest import ROOT, KinkoServer, make_server, run_kinko
 from s3_support import (  # noqa: F401  (fixtures are found by pytest through the import)
     _moto_endpoint,
     _s3_client,
@@ -26,15 +25,7 @@ PURPOSE = "migration check"
 
 
 def _kinko(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    return run_kinko(*args, env=env, timeout=300)
 
 
 def test_interrupted_migration_resumes_without_copying_twice(

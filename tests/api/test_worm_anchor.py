@@ -20,7 +20,7 @@ from s3_support import (  # noqa: F401  (fixtures are found by pytest through th
 )
 
 from tests.audit_support import rewrite_history
-from tests.conftest import ROOT, KinkoServer, make_server
+from tests.conftest import ROOT, KinkoServer, make_server, run_kinko
 from vault.audit.note import NoteSigner
 
 BUCKET = "kinko-anchors"
@@ -49,15 +49,7 @@ def anchored(
 def kinko(srv: KinkoServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(srv.env)
     env.pop("KINKO_BOOTSTRAP_TOKEN", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    result = run_kinko(*args, env=env)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -9,14 +9,12 @@ machine-readable: every finding listed as before, plus the folded ``problems``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_kinko
 from tests.unit.test_bundle_verify import (
     build_log,
     edit_event,
@@ -32,17 +30,7 @@ EVENTS = 1000
 
 
 def kinko(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_kinko(*args, timeout=60)
 
 
 @pytest.fixture

@@ -8,32 +8,19 @@ naming the thing at fault, with exit status 2.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import cli_env, run_kinko
 from vault.cli.errors import describe
 from vault.core import Vault
 from vault.settings import Settings
 
 
 def kinko(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-    full["PYTHONPATH"] = str(ROOT)
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_kinko(*args, env=cli_env(**env), timeout=60)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:

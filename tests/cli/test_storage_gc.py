@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from s3_support import (  # noqa: F401  (fixtures are found by pytest through th
     new_bucket,
 )
 
-from tests.conftest import ROOT, KinkoServer, make_server
+from tests.conftest import ROOT, KinkoServer, make_server, run_kinko
 from vault.storage import LocalBlobStore
 from vault.storage.s3 import S3BlobStore
 
@@ -32,15 +31,7 @@ DAY = 24 * 3600
 
 
 def _kinko(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vault.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_kinko(*args, env=env)
 
 
 def _cli_env(**extra: str) -> dict[str, str]:
