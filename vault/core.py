@@ -109,14 +109,17 @@ class Vault:
     audit: AuditLog
     # The server key of idempotency fingerprints (vault.services.idempotency).
     idempotency_secret: bytes = b""
-    # Connections for the hot read path, which asks the catalog one statement per request.
-    lookup_engine: Engine | None = None
     # Bearer token hash -> what it authenticates as (vault.services.users.authenticate).
     tokens: CatalogCache[str, Any] = field(default_factory=CatalogCache)
+    # Connections for the hot read path, which asks the catalog one statement per request.
+    lookup_engine: Engine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lookup_engine = single_statement(self.catalog_engine)
 
     def lookup(self) -> Connection:
         """A catalog connection for exactly one read statement (no BEGIN, no ORM session)."""
-        return (self.lookup_engine or single_statement(self.catalog_engine)).connect()
+        return self.lookup_engine.connect()
 
     @classmethod
     def open(
@@ -178,7 +181,6 @@ class Vault:
             guard=guard,
             audit=audit,
             idempotency_secret=load_or_create_secret(data_dir / IDEMPOTENCY_KEY_FILE),
-            lookup_engine=single_statement(catalog_engine),
             tokens=tokens,
         )
 

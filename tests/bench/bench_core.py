@@ -354,12 +354,16 @@ def listing(srv: Any, user: Any, n_docs: int) -> dict[str, Any]:
 
 
 def count_work(
-    srv: Any, tmp: Path, docs: dict[str, str], headers: dict[str, str], reads: int = 200
+    srv: Any,
+    tmp: Path,
+    port: int,
+    docs: dict[str, str],
+    headers: dict[str, str],
+    reads: int = 200,
 ) -> dict[str, Any]:
     """Per-request counts of what a read asks of the machine (``counting_server.py`` on the
     same data directory): SQL statements, thread hops, audit hand-offs, key unwraps, and the
     server process's context switches.  Reads are serial, so each audit batch holds one event."""
-    port = _free_port()
     log_path = tmp / "counting.log"
     argv = [sys.executable, str(HERE / "counting_server.py")]
     argv += ["--data-dir", str(srv.data_dir), "--port", str(port)]
@@ -404,14 +408,6 @@ def count_work(
         return out
     finally:
         stop_proc(proc)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------- servers
@@ -601,7 +597,7 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Callable[[], None]]) 
     )
     result.update(listing(srv, user, args.listing_docs))
     srv.stop()
-    result.update(count_work(srv, tmp, docs, kinko_headers))
+    result.update(count_work(srv, tmp, conftest.free_port(), docs, kinko_headers))
     return result
 
 

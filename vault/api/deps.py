@@ -70,10 +70,6 @@ IdempotencyKeyHeader = Annotated[
         "first result and creates nothing new; the same key with another request is 422.",
     ),
 ]
-PurposeHeader = Annotated[
-    str | None,
-    Header(alias="X-Access-Purpose", description=PURPOSE_DESCRIPTION),
-]
 IfMatchHeader = Annotated[
     str | None,
     Header(

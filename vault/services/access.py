@@ -12,25 +12,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from vault.audit.scope import AuditScope
-from vault.authz import CaseView, Principal
+from vault.authz import Principal
 from vault.catalog.models import Document, Membership, User
-from vault.catalog.queries import case_members, find_document, next_transition, stage_at
+from vault.catalog.queries import case_members, next_transition, stage_at
 from vault.domain import CASE_ROLES
-from vault.errors import Gone, NotFound
+from vault.errors import Gone
 from vault.keys import is_shredded
-from vault.services.context import Ctx, document_ref_and_view, iso
+from vault.services.context import Ctx, iso, visible_document
 
 
 def document_access(ctx: Ctx, doc_id: str) -> dict[str, Any]:
     with ctx.scope("document.access", document_id=doc_id) as ev, ctx.vault.read_session() as s:
-        doc, view = _document(ctx, s, ev, doc_id)
+        doc, case, view = visible_document(ctx, s, ev, doc_id)
         guard = ctx.vault.guard
         guard.require_access_overview(ctx.principal, view)
-        case = find_document(s, doc.id)
-        if case is not None and is_shredded(case[1].wrapped_key):
+        if is_shredded(case.wrapped_key):
             raise Gone("the case was shredded: its key is destroyed", code="case_shredded")
         now = ctx.now()
         members = case_members(s, doc.case_id)
@@ -65,20 +61,6 @@ def document_access(ctx: Ctx, doc_id: str) -> dict[str, Any]:
                 "loses": sorted(before - after),
             }
         return out
-
-
-def _document(ctx: Ctx, s: Session, ev: AuditScope, doc_id: str) -> tuple[Document, CaseView]:
-    """The document and the caller's view of its case; 404 as for any document route."""
-    ref, maybe_view = document_ref_and_view(ctx, s, doc_id)
-    if ref is not None:
-        ev.set(case_id=ref.case_id, cls=ref.cls)
-    view = ctx.vault.guard.require_document(
-        maybe_view, ref.cls if ref else None, ref.final_version if ref else None
-    )
-    found = find_document(s, ref.id) if ref is not None else None
-    if found is None:
-        raise NotFound("document not found", code="document_not_found")
-    return found[0], view
 
 
 def _readers(

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from vault.audit.records import RequestInfo
 from vault.audit.scope import AuditScope
 from vault.authz import CaseView, Principal
-from vault.catalog.models import Case
+from vault.catalog.models import Case, Document
 from vault.catalog.queries import (
     MAX_ID,
     DocumentRef,
     find_case,
+    find_document,
     find_document_ref,
     stage_and_roles,
 )
@@ -136,3 +137,25 @@ def document_ref_and_view(
 
 def iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def visible_document(
+    ctx: Ctx, s: Session, ev: AuditScope, doc_id: str
+) -> tuple[Document, Case, CaseView]:
+    """The document, its case and the caller's view; 404 when missing or not to be known.
+
+    The event names the case and class even when the answer is 404: only auditors see the
+    log, and a denied attempt must be findable by case.  The rows themselves are loaded only
+    once the caller may know of the document.
+    """
+    ref, maybe_view = document_ref_and_view(ctx, s, doc_id)
+    if ref is not None:
+        ev.set(case_id=ref.case_id, cls=ref.cls)
+    view = ctx.vault.guard.require_document(
+        maybe_view, ref.cls if ref else None, ref.final_version if ref else None
+    )
+    found = find_document(s, ref.id) if ref is not None else None
+    if found is None:  # deleted between the two statements (or unreachable): the same 404
+        raise NotFound("document not found", code="document_not_found")
+    doc, case = found
+    return doc, case, view

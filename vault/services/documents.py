@@ -26,13 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vault.audit.scope import AuditScope
-from vault.authz import CaseView
 from vault.catalog.models import Case, Document, IdempotencyRecord, Version
 from vault.catalog.queries import (
     MAX_ID,
     StoredVersion,
     evaluator_ids,
-    find_document,
     read_lookup,
     user_names,
 )
@@ -59,11 +57,11 @@ from vault.services import idempotency
 from vault.services.context import (
     Ctx,
     JsonBody,
-    document_ref_and_view,
     iso,
     load_case,
     view_of,
     visible_case,
+    visible_document,
 )
 from vault.services.schemas import FinalSet
 from vault.storage import BlobNotFound, BlobReader
@@ -197,31 +195,9 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
         return {"documents": out}
 
 
-def _visible_document(
-    ctx: Ctx, s: Session, ev: AuditScope, doc_id: str
-) -> tuple[Document, Case, CaseView]:
-    """The document, its case and the caller's view; 404 when missing or not to be known.
-
-    The event names the case and class even when the answer is 404: only auditors see the
-    log, and a denied attempt must be findable by case.  The rows themselves are loaded only
-    once the caller may know of the document.
-    """
-    ref, maybe_view = document_ref_and_view(ctx, s, doc_id)
-    if ref is not None:
-        ev.set(case_id=ref.case_id, cls=ref.cls)
-    view = ctx.vault.guard.require_document(
-        maybe_view, ref.cls if ref else None, ref.final_version if ref else None
-    )
-    found = find_document(s, ref.id) if ref is not None else None
-    if found is None:  # deleted between the two statements (or unreachable): the same 404
-        raise NotFound("document not found", code="document_not_found")
-    doc, case = found
-    return doc, case, view
-
-
 def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
     with ctx.scope("document.meta", document_id=doc_id) as ev, ctx.vault.read_session() as s:
-        doc, case, view = _visible_document(ctx, s, ev, doc_id)
+        doc, case, view = visible_document(ctx, s, ev, doc_id)
         scope = ctx.vault.guard.metadata_scope(
             ctx.principal, view, doc.doc_class, doc.final_version
         )
@@ -358,7 +334,7 @@ def _plan(ctx: Ctx, ev: AuditScope, target: UploadTarget, idem_key: str | None) 
             scope = f"create:{case.id}:{cls}"
         else:
             if_match = parse_if_match(target.raw_if_match)
-            doc, case, view = _visible_document(ctx, s, ev, target.doc_id)
+            doc, case, view = visible_document(ctx, s, ev, target.doc_id)
             cls = doc.doc_class
             guard.require_write(view, cls)
             title, doc_id, version, base = None, doc.id, doc.latest_version + 1, doc.latest_version
@@ -549,7 +525,7 @@ def finalize(ctx: Ctx, doc_id: str, body: JsonBody) -> dict[str, Any]:
         ctx.scope("document.finalize", document_id=doc_id) as ev,
         ctx.vault.write_session() as s,
     ):
-        doc, _case, view = _visible_document(ctx, s, ev, doc_id)
+        doc, _case, view = visible_document(ctx, s, ev, doc_id)
         ctx.vault.guard.require_write(view, doc.doc_class)
         version = body.parse(FinalSet).version
         ev.set(version=version)
@@ -585,12 +561,14 @@ class OpenedRead:
     title: str = ""
 
 
+def _nothing_more() -> Generator[bytes, None, None]:
+    """The rest of a read that was decrypted whole: nothing."""
+    yield from ()
+
+
 def _plaintext_chunks(
-    reader: BlobReader, decryptor: StreamDecryptor, *, done: bool = False
+    reader: BlobReader, decryptor: StreamDecryptor
 ) -> Generator[bytes, None, None]:
-    """The rest of a read's plaintext (nothing when ``done``: it was all read at once)."""
-    if done:
-        return
     try:
         for chunk in reader.iter_chunks(READ_CHUNK):
             out = decryptor.update(chunk)
@@ -721,7 +699,7 @@ def _read(
                     first = decryptor.decrypt_all(reader.read())
                 if sum(len(piece) for piece in first) != row.size:
                     raise IntegrityError
-                chunks = _plaintext_chunks(reader, decryptor, done=True)
+                chunks = _nothing_more()
             else:
                 chunks = _plaintext_chunks(reader, decryptor)
                 first = [next(chunks, b"")]

@@ -198,14 +198,15 @@ def manifest(ctx: Ctx, if_none_match: str | None) -> ManifestAnswer:
     ev = ctx.scope("sync.manifest")
     try:
         now = ctx.now()
-        with ctx.vault.lookup() as conn:
-            etag = state_etag(ctx, manifest_state(conn, ctx.principal.user_id, now))
-        if etag_matches(if_none_match, etag):
-            # SPEC §5: a 304 reveals nothing new and may go unlogged.  Sync clients poll every
-            # few seconds, so unchanged polls are not logged: the log records every answer that
-            # carried a manifest, and an unchanged poll adds nothing to what the last logged
-            # one showed.
-            return ManifestAnswer(etag=etag, body=None)
+        if if_none_match is not None:
+            with ctx.vault.lookup() as conn:
+                etag = state_etag(ctx, manifest_state(conn, ctx.principal.user_id, now))
+            if etag_matches(if_none_match, etag):
+                # SPEC §5: a 304 reveals nothing new and may go unlogged.  Sync clients poll
+                # every few seconds, so unchanged polls are not logged: the log records every
+                # answer that carried a manifest, and an unchanged poll adds nothing to what
+                # the last logged one showed.
+                return ManifestAnswer(etag=etag, body=None)
         with ctx.vault.read_session() as s:
             # The tag sent with a body is taken again in the body's own transaction, so both
             # come from one snapshot: a change made and undone in between can never leave a

@@ -222,26 +222,35 @@ def _user_row(user: User) -> dict[str, Any]:
     return {**_user_out(user), "created_at": iso(user.created_at)}
 
 
+def _memberships_of(s: Any, user_id: int) -> list[tuple[Membership, str]]:
+    """A user's memberships (expired ones too) with their case numbers, by case number."""
+    rows = s.execute(
+        select(Membership, Case.number)
+        .join(Case, Case.id == Membership.case_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Case.number)
+    ).all()
+    return [(m, str(number)) for m, number in rows]
+
+
+def _membership_item(m: Membership, number: str, active: bool) -> dict[str, Any]:
+    return {
+        "case_id": m.case_id,
+        "case_number": number,
+        "roles": m.role_list,
+        "expires_at": iso(m.expires_at),
+        "active": active,
+    }
+
+
 def me(ctx: Ctx) -> dict[str, Any]:
     with ctx.scope("user.me"), ctx.vault.read_session() as s:
         user = s.get(User, ctx.principal.user_id)
         assert user is not None
         now = ctx.now()
-        rows = s.execute(
-            select(Membership, Case.number)
-            .join(Case, Case.id == Membership.case_id)
-            .where(Membership.user_id == user.id)
-            .order_by(Case.number)
-        ).all()
         memberships = [
-            {
-                "case_id": m.case_id,
-                "case_number": number,
-                "roles": m.role_list,
-                "expires_at": iso(m.expires_at),
-                "active": m.expires_at is None or m.expires_at > now,
-            }
-            for m, number in rows
+            _membership_item(m, number, m.expires_at is None or m.expires_at > now)
+            for m, number in _memberships_of(s, user.id)
         ]
         return {
             "name": user.name,
@@ -554,24 +563,18 @@ def get_user(ctx: Ctx, name: str) -> dict[str, Any]:
         with ctx.vault.read_session() as s:
             user = _user(s, name)
             now = ctx.now()
-            rows = s.execute(
-                select(Membership, Case.number)
-                .join(Case, Case.id == Membership.case_id)
-                .where(Membership.user_id == user.id)
-                .order_by(Case.number)
-            ).all()
+            rows = _memberships_of(s, user.id)
             grantors = user_names(s, {m.granted_by for m, _ in rows if m.granted_by is not None})
             return {
                 **_user_row(user),
                 "memberships": [
                     {
-                        "case_id": m.case_id,
-                        "case_number": number,
-                        "roles": m.role_list,
-                        "expires_at": iso(m.expires_at),
                         # A disabled user's memberships are suspended, not removed.
-                        "active": not user.disabled
-                        and (m.expires_at is None or m.expires_at > now),
+                        **_membership_item(
+                            m,
+                            number,
+                            not user.disabled and (m.expires_at is None or m.expires_at > now),
+                        ),
                         "granted_by": grantors.get(m.granted_by) if m.granted_by else None,
                     }
                     for m, number in rows
