@@ -10,6 +10,7 @@ KinkoError                 (status, code, message)
 ├── RequestTimeout         408  an upload's body stopped arriving
 ├── PreconditionFailed     412  If-Match did not match the latest version
 ├── Unprocessable          422  well-formed but semantically invalid body
+├── TooManyRequests        429  sign-in attempts throttled
 ├── IntegrityFailure       500  stored ciphertext failed authentication
 └── AuditUnavailable       503  the audit log could not be written: fail closed
 """
@@ -71,6 +72,11 @@ class PreconditionFailed(KinkoError):
 class Unprocessable(KinkoError):
     status = 422
     code = "validation_error"
+
+
+class TooManyRequests(KinkoError):
+    status = 429
+    code = "too_many_requests"
 
 
 class IntegrityFailure(KinkoError):

@@ -69,6 +69,33 @@ class Settings(BaseSettings):
     # How long a node keeps what the catalog said about a token (vault.catalog.cache): its own
     # changes apply at once, another node's or the CLI's within this bound (0 turns it off).
     cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
+    # The address users reach Kinko at (``https://kinko.example.go.jp``): links Kinko hands
+    # out (invitations) are built from it, and an ``https://`` address makes the session
+    # cookie Secure with the ``__Host-`` prefix.  Unset, links use the request's own origin.
+    public_url: str | None = None
+    # Web sessions end after this long without a request, and this long after sign-in
+    # whatever happens (issue 10: 30 minutes and 12 hours).
+    session_idle_seconds: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    session_max_seconds: int = Field(default=12 * 3600, ge=300, le=7 * 24 * 3600)
+    # Sign-in throttling: this many failures for one user name (or from one client address)
+    # within the window refuse further attempts until the lockout has passed quietly.
+    signin_window_seconds: int = Field(default=15 * 60, ge=60)
+    signin_user_failures: int = Field(default=10, ge=1)
+    signin_address_failures: int = Field(default=100, ge=1)
+    signin_lockout_seconds: int = Field(default=60, ge=1)
+    # An invitation link stays valid this long (issue 10: 72 hours).
+    invitation_ttl_seconds: int = Field(default=72 * 3600, ge=300, le=30 * 24 * 3600)
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip().rstrip("/")
+        scheme, sep, rest = v.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or any(c in rest for c in "?#"):
+            raise ValueError("public_url must look like https://host[:port][/path]")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"vault.keys"},
     {"vault.core"},
     {"vault.services"},
-    {"vault.api"},
+    {"vault.api", "vault.web"},
     {"vault.cli"},
 ]
 

@@ -17,6 +17,7 @@ from vault.api.schemas import Health
 from vault.core import Vault
 from vault.services.users import bootstrap
 from vault.settings import Settings
+from vault.web import app as web
 
 
 def create_app(settings: Settings | None = None, vault: Vault | None = None) -> FastAPI:
@@ -68,8 +69,9 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
             {"name": "health", "description": "Liveness."},
         ],
     )
+    web.install(app)
     app.add_middleware(RequestIdMiddleware)
-    errors.install(app)
+    errors.install(app, pages=web.error_page)
 
     @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault.errors import KinkoError
@@ -29,9 +30,16 @@ def _status_code_name(status: int) -> str:
         return "http_error"
 
 
-def install(app: FastAPI) -> None:
+PageRenderer = Callable[[Request, KinkoError], Awaitable[Response]]
+
+
+def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
+    """The error handlers; ``pages`` renders refusals of ``/ui/`` requests as pages."""
+
     @app.exception_handler(KinkoError)
-    async def _kinko(_req: Request, exc: KinkoError) -> JSONResponse:
+    async def _kinko(req: Request, exc: KinkoError) -> Response:
+        if pages is not None and req.url.path.startswith("/ui/"):
+            return await pages(req, exc)
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)

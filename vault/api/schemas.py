@@ -150,6 +150,14 @@ class UserState(BaseModel):
     disabled: bool
 
 
+class InvitationIssued(BaseModel):
+    url: str = Field(
+        description="The one-time link (shown only now); it opens the page where "
+        "the user sets a password."
+    )
+    expires_at: str
+
+
 class CaseSummary(BaseModel):
     id: str
     number: str

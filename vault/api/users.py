@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from vault.api.deps import Body, IdemCtx, UserCtx, body_schema
 from vault.api.openapi import answers
 from vault.api.schemas import (
+    InvitationIssued,
     Me,
     NotificationList,
     TokenIssued,
@@ -18,10 +19,16 @@ from vault.api.schemas import (
     UserList,
     UserState,
 )
-from vault.services import users
+from vault.services import accounts, users
 from vault.services.schemas import TokenCreate, UserCreate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+def public_base(request: Request) -> str:
+    """Where links Kinko hands out point: ``KINKO_PUBLIC_URL``, else the request's origin."""
+    configured = request.app.state.vault.settings.public_url
+    return str(configured or str(request.base_url).rstrip("/"))
 
 
 @router.get("/me", **answers(Me))
@@ -96,6 +103,16 @@ def create_token(ctx: IdemCtx, name: str, body: Body) -> dict[str, Any]:
 def revoke_token(ctx: UserCtx, name: str, token_id: str) -> Response:
     users.revoke_token(ctx, name, token_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/users/{name}/invitation",
+    status_code=201,
+    **answers(InvitationIssued, 400, 403, 404, status=201),
+)
+def invite_user(ctx: UserCtx, request: Request, name: str) -> dict[str, Any]:
+    """A one-time link, valid 72 hours, with which the user sets a (new) password."""
+    return accounts.invite(ctx, name, public_base(request))
 
 
 @router.post("/users/{name}/disable", **answers(UserState, 403, 404, 409))

@@ -251,6 +251,21 @@ class Guard:
 
     # -- access review -------------------------------------------------------------------------
 
+    def menu(self, principal: Principal, supervises: bool) -> frozenset[str]:
+        """The areas of the web interface to offer the caller (``supervises``: whether any
+        unexpired case role of theirs passes ``reviews_in``).  Offering is not allowing: each
+        page still asks the guard for what it does."""
+        areas = {"cases", "public", "me"} if not principal.anonymous else {"public"}
+        if self.may(principal.roles, "@users", "manage"):
+            areas.add("users")
+        if self.may(principal.roles, "@audit", "read"):
+            areas.add("audit")
+        if supervises or self.reviews_everywhere(principal):
+            areas.add("reviews")
+        if self.may(principal.roles, "@cases", "create"):
+            areas.add("new_case")
+        return frozenset(areas)
+
     def reviews_everywhere(self, principal: Principal) -> bool:
         """Whether the caller's global roles let them review reads in every case (auditors)."""
         return self.may(principal.roles, "@reviews", "decide")

@@ -37,10 +37,68 @@ class User(Base):
     roles: Mapped[str] = mapped_column(String(100), default="")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An argon2id hash (PHC string) of the web sign-in password; None until the user has
+    # redeemed an invitation (vault.services.accounts).
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    password_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     @property
     def role_list(self) -> list[str]:
         return [r for r in self.roles.split(",") if r]
+
+
+class Invitation(Base):
+    """A one-time link that lets a user set their password; only its SHA-256 is kept."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when redeemed, or when a newer invitation for the same user replaced it.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebSession(Base):
+    """A signed-in browser.  The cookie holds a random secret; only its SHA-256 is kept, in
+    the catalog, so that every node sees the same sessions and a sign-out ends one at once."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The absolute end: created_at + session_max_seconds.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ended_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Where the sign-in came from, shown to the user among their last sign-ins.
+    client_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    # "password" or "invitation".
+    method: Mapped[str] = mapped_column(String(16), default="password")
+
+
+class SignInFailure(Base):
+    """A failed sign-in, kept for throttling (vault.services.accounts).
+
+    The user name is kept as a keyed hash: people type their password into the name field
+    now and then, and this table must not keep such a slip in the clear.
+    """
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        Index("ix_sign_in_failures_user_at", "user_key", "at"),
+        Index("ix_sign_in_failures_ip_at", "client_ip", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Token(Base):

@@ -99,11 +99,13 @@ def _register_subcommands() -> None:
     from vault.cli.keys import keys_app
     from vault.cli.review import review_app
     from vault.cli.storage import storage_app
+    from vault.cli.users import users_app
 
     app.add_typer(audit_app, name="audit", help="Audit log: query, checkpoints, export, verify.")
     app.add_typer(review_app, name="review", help="Access review (点検・確認) reports.")
     app.add_typer(keys_app, name="keys", help="Master keys: rotate, status.")
     app.add_typer(case_app, name="case", help="Case operations: crypto-shred a closed case.")
+    app.add_typer(users_app, name="users", help="Users: invite (a link to set a password).")
     app.add_typer(
         storage_app, name="storage", help="Blob storage: migrate to S3, collect unreferenced blobs."
     )

@@ -23,6 +23,7 @@ from vault.db import writer
 from vault.domain import DomainError, validate_global_roles, validate_user_name
 from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
+from vault.services.accounts import end_sessions
 from vault.services.context import Ctx, JsonBody, iso
 from vault.services.schemas import TokenCreate, UserCreate
 
@@ -541,7 +542,9 @@ def disable_user(ctx: Ctx, name: str) -> dict[str, Any]:
             own = s.scalars(select(Token.id).where(Token.user_id == user.id)).all()
             issued = s.scalars(select(Token.id).where(Token.issued_by == user.id)).all()
             revoked = revoke_with_descendants(s, [*own, *issued], now)
-            ev.allow(f"revoked={revoked}")
+            # Signed-in browsers end with the tokens.
+            ended = end_sessions(s, user.id, now, "user_disabled")
+            ev.allow(f"revoked={revoked} sessions={ended}")
             s.commit()
             return {"name": user.name, "roles": user.role_list, "disabled": True}
 
