@@ -130,7 +130,7 @@ def _open_invitation(s: Session, secret: str, now: datetime) -> tuple[Invitation
         ).first()
     if found is None:
         raise NotFound("unknown invitation link", code="invitation_not_found")
-    inv, user = found.tuple()
+    inv, user = found
     if inv.used_at is not None:
         raise Gone("this invitation link was already used", code="invitation_used")
     if inv.expires_at <= now:
@@ -317,7 +317,7 @@ def session_principal(vault: Vault, secret: str | None) -> SignedIn | None:
         ).first()
         if row is None:
             return None
-        sess, user = row.tuple()
+        sess, user = row
         if sess.ended_at is not None or user.disabled:
             return None
         ended = None
