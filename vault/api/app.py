@@ -15,9 +15,21 @@ from vault.api import audit, cases, docs, documents, errors, openapi, reviews, s
 from vault.api.deps import RequestIdMiddleware
 from vault.api.schemas import Health
 from vault.core import Vault
+from vault.services.accounts import invite_as_operator
 from vault.services.users import bootstrap
 from vault.settings import Settings
 from vault.web import app as web
+
+
+def _base_url(settings: Settings) -> str:
+    """Where this server is reached, for the links it prints: KINKO_PUBLIC_URL, else the
+    address it listens on."""
+    if settings.public_url:
+        return settings.public_url
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the address, not binding it
+        host = "127.0.0.1"
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 def create_app(settings: Settings | None = None, vault: Vault | None = None) -> FastAPI:
@@ -38,6 +50,14 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
             # Printed once and never stored: only its hash is kept.
             print(
                 f"kinko: created user 'admin'; its token (shown only now): {token}",
+                file=sys.stderr,
+                flush=True,
+            )
+            # And a way in for a person: the admin sets a password through this link.
+            link = await run_in_threadpool(invite_as_operator, live, "admin", _base_url(settings))
+            print(
+                f"kinko: to sign in on the web, open {link['url']} and set admin's password "
+                f"(valid until {link['expires_at']}, once)",
                 file=sys.stderr,
                 flush=True,
             )

@@ -44,8 +44,10 @@ def serve(
         # policy is one line from the kinko group (inside uvicorn's start-up it would be a
         # logged traceback); the application then uses this vault and closes it when it stops.
         vault = Vault.open(settings, server=True)
+        # The application prints links with the port actually bound (--port 0 picks one).
+        bound = settings.model_copy(update={"port": int(sock.getsockname()[1])})
         config = uvicorn.Config(
-            create_app(settings, vault),
+            create_app(bound, vault),
             host=settings.host,
             port=int(sock.getsockname()[1]),
             log_level="info",
