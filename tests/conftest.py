@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -28,21 +28,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("suite_end") is not None)
 
 
-def require_tool(name: str, package: str | None = None) -> str:
-    """The path of a system tool pip cannot install; skip (naming it) when it is absent.
+def missing_requirement(reason: str) -> NoReturn:
+    """Skip a test whose requirement pip cannot install, saying what is missing and how to get it.
 
-    ``.ci/run`` installs every such tool and sets ``KINKO_REQUIRE_ALL=1``, which turns the skip
-    into a failure, so CI can never pass by skipping what it should have tested.
+    ``.ci/run`` installs every such requirement and sets ``KINKO_REQUIRE_ALL=1``, which turns the
+    skip into a failure, so CI can never pass by skipping what it should have tested.
     """
+    if os.environ.get("KINKO_REQUIRE_ALL") == "1":
+        pytest.fail(f"{reason}; KINKO_REQUIRE_ALL=1 forbids skipping")
+    pytest.skip(reason)
+
+
+def require_tool(name: str, package: str | None = None) -> str:
+    """The path of a system tool pip cannot install; skip (naming it) when it is absent."""
     import shutil
 
     path = shutil.which(name)
     if path is not None:
         return path
-    reason = f"needs {name} (Debian package {package or name}), which is not installed"
-    if os.environ.get("KINKO_REQUIRE_ALL") == "1":
-        pytest.fail(f"{reason}; KINKO_REQUIRE_ALL=1 forbids skipping")
-    pytest.skip(reason)
+    missing_requirement(f"needs {name} (Debian package {package or name}), which is not installed")
 
 
 def cli_env(**overrides: str) -> dict[str, str]:
