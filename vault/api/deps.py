@@ -51,6 +51,16 @@ def get_vault(request: Request) -> Vault:
     return vault
 
 
+def public_base(request: Request) -> str:
+    """Where links Kinko hands out point: ``KINKO_PUBLIC_URL``, else the request's origin.
+
+    Here, beside ``get_vault``, because the API and the web pages both hand out invitation
+    links and must build them alike.
+    """
+    configured = get_vault(request).settings.public_url
+    return str(configured or str(request.base_url).rstrip("/"))
+
+
 # -- headers the API reads, declared once (they appear in /openapi.json where they are read) --
 
 DEVICE_DESCRIPTION = "A stable id of the workstation or client; recorded as `client.device`."

@@ -35,6 +35,7 @@ from vault.api.schemas import (
     DocumentList,
     DocumentMeta,
     FinalSetResult,
+    PublicDocumentList,
     VersionCreated,
 )
 from vault.errors import BadRequest, RequestTimeout
@@ -378,7 +379,7 @@ async def head_content(request: Request, doc_id: str) -> Response:
     return _head_response(opened)
 
 
-@router.get("/public/documents", **answers(DocumentList))
+@router.get("/public/documents", **answers(PublicDocumentList))
 def public_documents(ctx: AnyCtx) -> Response:
     return _json(documents.list_public_documents(ctx))
 

@@ -20,6 +20,14 @@ class DocumentList(BaseModel):
     documents: list[DocumentItem]
 
 
+class PublicDocumentItem(DocumentItem):
+    case_number: str
+
+
+class PublicDocumentList(BaseModel):
+    documents: list[PublicDocumentItem]
+
+
 class SyncCase(BaseModel):
     """One of the caller's cases (unexpired membership) as the sync client mirrors it."""
 
@@ -129,6 +137,9 @@ class UserCreated(BaseModel):
 
 class UserOut(UserCreated):
     created_at: str | None
+    password_set: bool = Field(
+        description="Whether the user has set a password (the hash is never shown)."
+    )
 
 
 class UserList(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from vault.api.deps import Body, IdemCtx, UserCtx, body_schema
+from vault.api.deps import Body, IdemCtx, UserCtx, body_schema, public_base
 from vault.api.openapi import answers
 from vault.api.schemas import (
     InvitationIssued,
@@ -23,12 +23,6 @@ from vault.services import accounts, users
 from vault.services.schemas import TokenCreate, UserCreate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
-
-
-def public_base(request: Request) -> str:
-    """Where links Kinko hands out point: ``KINKO_PUBLIC_URL``, else the request's origin."""
-    configured = request.app.state.vault.settings.public_url
-    return str(configured or str(request.base_url).rstrip("/"))
 
 
 @router.get("/me", **answers(Me))

@@ -191,7 +191,10 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
                 if is_shredded(case.wrapped_key):
                     continue  # nothing of a shredded case can be served any more
                 key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
-                out.append(_doc_item(ctx, key, doc, final_only=True))
+                # The case number is public once a document of the case is: the public
+                # page names the case a document belongs to.
+                item = _doc_item(ctx, key, doc, final_only=True)
+                out.append({**item, "case_number": case.number})
         return {"documents": out}
 
 

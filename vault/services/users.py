@@ -219,8 +219,12 @@ def _user_out(user: User) -> dict[str, Any]:
 
 
 def _user_row(user: User) -> dict[str, Any]:
-    """A user as the admin's listings show it."""
-    return {**_user_out(user), "created_at": iso(user.created_at)}
+    """A user as the admin's listings show it: whether a password is set, never its hash."""
+    return {
+        **_user_out(user),
+        "created_at": iso(user.created_at),
+        "password_set": user.password_hash is not None,
+    }
 
 
 def _memberships_of(s: Any, user_id: int) -> list[tuple[Membership, str]]:

@@ -74,6 +74,17 @@ ERROR_TEXTS = {
     ),
     "store_unavailable": N_("The vault is busy. Try again in a moment."),
     "form_too_large": N_("The form is too large."),
+    # Users and tokens (the Users and My account pages).
+    "admin_required": N_("Only an administrator may manage users and tokens."),
+    "user_exists": N_("A user with this name already exists."),
+    "invalid_user_name": N_(
+        "The user name must be 1-64 characters of a-z, 0-9, . _ -, starting with a letter or digit."
+    ),
+    "invalid_display_name": N_("The display name must be 1-255 characters."),
+    "invalid_roles": N_("One of the chosen roles does not exist."),
+    "cannot_disable_self": N_("You cannot disable your own account."),
+    "token_not_found": N_("The token was not found."),
+    "invalid_ttl": N_("The lifetime must be a whole number of days between 1 and 3650."),
 }
 
 
