@@ -16,12 +16,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from vault.audit.bundle import Report, verify_bundle, write_bundle
-from vault.audit.models import AuditEvent
+from vault.audit.bundle import Report, verify_bundle
 from vault.audit.note import NoteError
-from vault.audit.tree import TreeReader
 from vault.cli._common import (
     DataDir,
     console,
@@ -32,6 +29,7 @@ from vault.cli._common import (
     read_text_file,
 )
 from vault.core import Vault
+from vault.services.audit_queries import export_snapshot
 
 audit_app = typer.Typer(no_args_is_help=True)
 
@@ -137,34 +135,6 @@ def _query_all(
                 return
         if cursor is None:
             return
-
-
-def export_snapshot(vault: Vault, out: Path, since_seq: int = 0) -> int:
-    """Write one consistent snapshot of the log as a bundle; returns the number of events."""
-    signer = vault.audit.signer
-    assert signer is not None
-    with vault.audit_engine.connect() as conn, conn.begin():
-        # Everything below is read inside one transaction: SQLite's WAL gives it one snapshot,
-        # so events, tree and checkpoints agree even while the server keeps appending.
-        size = vault.audit.size_in(conn)
-        first = min(max(since_seq, 0), size)
-        frontier = TreeReader(conn).frontier(first) if first > 0 else None
-        checkpoints = vault.audit.checkpoints(conn)
-        rows = conn.execution_options(yield_per=10_000).execute(
-            select(AuditEvent.canonical)
-            .where(AuditEvent.seq >= first, AuditEvent.seq < size)
-            .order_by(AuditEvent.seq)
-        )
-        write_bundle(
-            out,
-            (bytes(r[0]) for r in rows),
-            checkpoints,
-            signer.verifier_key(),
-            signer.name,
-            first,
-            frontier,
-        )
-    return size - first
 
 
 @audit_app.command("export")

@@ -194,7 +194,13 @@ def _with_grants(vault: Vault, items: list[dict[str, Any]]) -> list[dict[str, An
 # -- listing -----------------------------------------------------------------------------------
 
 
-def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
+def list_items(ctx: Ctx, status: str | None, *, include_own: bool = False) -> dict[str, Any]:
+    """The review items the caller may decide (the API's list).
+
+    With ``include_own`` (the web page), the caller's own reads in the cases they review are
+    listed too, each item saying ``"own": True`` or ``False`` as the guard's four-eyes rule
+    decides, so the page can show them as waiting for another reviewer without offering them.
+    """
     with ctx.scope("review.list") as ev:
         cases = _reviewer_scope(ctx)
         wanted = "pending" if status is None else status
@@ -203,21 +209,25 @@ def list_items(ctx: Ctx, status: str | None) -> dict[str, Any]:
                 "status must be pending, confirmed, flagged or all", code="invalid_status"
             )
         sync(ctx.vault)
-        # Nobody reviews their own reads, so they are not offered to them either.
-        stmt = select(ReviewItem).where(ReviewItem.actor != ctx.principal.name)
+        stmt = select(ReviewItem)
+        if not include_own:
+            # Nobody reviews their own reads, so they are not offered to them either.
+            stmt = stmt.where(ReviewItem.actor != ctx.principal.name)
         if wanted != "all":
             stmt = stmt.where(ReviewItem.status == wanted)
         if cases is not None:
             stmt = stmt.where(ReviewItem.case_id.in_(sorted(cases)))
+        guard = ctx.vault.guard
+        items: list[dict[str, Any]] = []
         with ctx.vault.audit_engine.connect() as conn:
-            rows = conn.execute(stmt.order_by(ReviewItem.seq))
-            # Reads the caller made through someone's token, or made through a token the caller
-            # issued, are theirs too: not offered (the guard refuses them as own reads).
-            items = [
-                _row(r, LIST_FIELDS)
-                for r in rows
-                if not ctx.vault.guard.own_read(ctx.principal, r.actor, r.token_issuer)
-            ]
+            for r in conn.execute(stmt.order_by(ReviewItem.seq)):
+                # Reads the caller made through someone's token, or made through a token the
+                # caller issued, are theirs too: the guard refuses them as own reads.
+                own = guard.own_read(ctx.principal, r.actor, r.token_issuer)
+                if include_own:
+                    items.append({**_row(r, LIST_FIELDS), "own": own})
+                elif not own:
+                    items.append(_row(r, LIST_FIELDS))
         _with_grants(ctx.vault, items)
         _described(ctx.vault, ctx.principal, items)
         ev.allow()

@@ -85,6 +85,25 @@ ERROR_TEXTS = {
     "cannot_disable_self": N_("You cannot disable your own account."),
     "token_not_found": N_("The token was not found."),
     "invalid_ttl": N_("The lifetime must be a whole number of days between 1 and 3650."),
+    # Access review and the audit pages.
+    "own_read": N_(
+        "Nobody may review their own read; another supervisor or an auditor decides it."
+    ),
+    "already_decided": N_("This read has already been reviewed."),
+    "note_required": N_("A flagged read needs a note saying why."),
+    "reviewer_required": N_("Only a supervisor of the case or an auditor may review reads."),
+    "review_not_found": N_("The review item was not found."),
+    "auditor_required": N_("Only auditors may use the audit log."),
+    "invalid_verdict": N_("Choose Confirm or Flag."),
+    "invalid_note": N_("The note is too long."),
+    "invalid_date": N_("Enter a date as YYYY-MM-DD."),
+    "invalid_time": N_("Enter a valid date and time."),
+    "invalid_cursor": N_("The page link is not valid. Start the search again."),
+    "invalid_limit": N_("The number of events per page must be a whole number from 1 to 1000."),
+    "invalid_decision": N_("The decision must be allow or deny."),
+    "invalid_older_than_days": N_("The number of days must be a whole number from 0 to 36500."),
+    "no_checkpoint": N_("No checkpoint has been cut yet."),
+    "no_signing_key": N_("The vault has no checkpoint signing key."),
 }
 
 

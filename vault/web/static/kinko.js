@@ -11,6 +11,15 @@
       event.preventDefault();
     }
   }, true);
+  // A refusal the server retargets (HX-Retarget: the message slot of a review row, say) is
+  // meant to be shown: htmx would otherwise drop every 4xx answer unseen.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status >= 400 && xhr.status < 500 && xhr.getResponseHeader("HX-Retarget")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   // After htmx swaps in new content, move focus to a message inside it, so screen readers
   // and keyboard users are told what happened.
   document.addEventListener("htmx:afterSwap", function (event) {
