@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import KinkoError, NotFound
-from vault.web.pages import auth, cases
+from vault.web.pages import auth, case_pages, cases
 from vault.web.ui import SignInRequired, page_ui, sign_in_location
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -112,5 +112,5 @@ def install(app: FastAPI) -> None:
 
     app.include_router(static_router)
     app.include_router(root_router)
-    for module in (auth, cases):
+    for module in (auth, cases, case_pages):
         app.include_router(module.router)
