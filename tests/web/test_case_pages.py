@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -477,4 +477,3 @@ def test_case_list_summary_carries_own_roles(server: Any, people: dict[str, Any]
     assert listed[case_id]["roles"] == ["drafter"]
     everyone = {c["id"]: c for c in people["auditor"].http.get("/api/v1/cases").json()["cases"]}
     assert everyone[case_id]["roles"] == []
-    _ = UTC
