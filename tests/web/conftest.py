@@ -25,6 +25,7 @@ class Browser(httpx.Client):
     """A cookie-keeping client of one server, with the password it signed in with."""
 
     password: str = ""
+    name: str = ""
 
     def csrf(self, path: str = "/ui/") -> str:
         """The CSRF token of the forms on ``path`` (a page this browser may open)."""
@@ -59,9 +60,15 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def browser(server: KinkoServer) -> Browser:
-    """A signed-out browser of ``server`` (it does not follow redirects: tests look at them)."""
-    return Browser(base_url=server.base_url, timeout=30, follow_redirects=False)
+def browser(server: KinkoServer, **client_kw: Any) -> Browser:
+    """A signed-out browser of ``server`` (it does not follow redirects: tests look at them).
+
+    It is closed with the server's API clients when the server stops, if not before.
+    """
+    options: dict[str, Any] = {"timeout": 60, "follow_redirects": False, **client_kw}
+    client = Browser(base_url=server.base_url, **options)
+    server.clients.append(client)  # type: ignore[arg-type]
+    return client
 
 
 def invitation_url(server: KinkoServer, name: str) -> str:
@@ -74,7 +81,9 @@ def invitation_url(server: KinkoServer, name: str) -> str:
     return str(resp.json()["url"])
 
 
-def browser_session(server: KinkoServer, name: str, roles: list[str] | None = None) -> Browser:
+def browser_session(
+    server: KinkoServer, name: str, roles: list[str] | None = None, **client_kw: Any
+) -> Browser:
     """A browser signed in as ``name`` (created with ``roles`` if it does not exist yet)."""
     resp = httpx.post(
         f"{server.base_url}/api/v1/users",
@@ -83,7 +92,8 @@ def browser_session(server: KinkoServer, name: str, roles: list[str] | None = No
         timeout=30,
     )
     assert resp.status_code in (201, 409), resp.text
-    client = browser(server)
+    client = browser(server, **client_kw)
+    client.name = name
     client.password = "pw-" + secrets.token_hex(10)
     done = client.redeem(invitation_url(server, name), client.password)
     assert done.status_code == 303, done.text[:500]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -93,15 +93,32 @@ CONTENT_OK: dict[int | str, dict[str, Any]] = {
 PUBLIC_CONTENT_ERRORS = (404, 410)
 
 
-def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
-    """The request body as a blocking iterator, for a service running in a worker thread.
+async def next_body_chunk(stream: AsyncIterator[bytes], idle_timeout: float) -> bytes | None:
+    """The next piece of a request body, None at its end.
+
+    A client that disconnects mid-upload becomes a 400 ``incomplete_upload``, and one that
+    stops sending for ``idle_timeout`` seconds a 408 ``upload_stalled``.
+    """
+    try:
+        with fail_after(idle_timeout):
+            return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the upload sent nothing for {idle_timeout:g} s", code="upload_stalled"
+        ) from None
+    except ClientDisconnect:
+        raise BadRequest("the client disconnected mid-upload", code="incomplete_upload") from None
+
+
+def stream_chunks(stream: AsyncIterator[bytes], idle_timeout: float) -> Iterator[bytes]:
+    """What is left of a body stream as a blocking iterator, for a service running in a worker
+    thread (see ``next_body_chunk`` for its refusals, which the service records).
 
     The body arrives on the event loop; each step hops to it once and brings back about
-    ``UPLOAD_BATCH`` bytes, so thread hops cost nothing and memory stays flat.  A client that
-    disconnects mid-upload becomes a 400 ``incomplete_upload``, and one that stops sending for
-    ``idle_timeout`` seconds a 408 ``upload_stalled``; both are recorded by the service.
+    ``UPLOAD_BATCH`` bytes, so thread hops cost nothing and memory stays flat.
     """
-    stream = request.stream().__aiter__()
     done = False
 
     async def next_batch() -> bytes | None:
@@ -110,25 +127,14 @@ def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
             return None
         pending: list[bytes] = []
         size = 0
-        try:
-            while size < UPLOAD_BATCH:
-                try:
-                    with fail_after(idle_timeout):
-                        chunk = await stream.__anext__()
-                except StopAsyncIteration:
-                    done = True
-                    break
-                except TimeoutError:
-                    raise RequestTimeout(
-                        f"the upload sent nothing for {idle_timeout:g} s", code="upload_stalled"
-                    ) from None
-                if chunk:
-                    pending.append(chunk)
-                    size += len(chunk)
-        except ClientDisconnect:
-            raise BadRequest(
-                "the client disconnected mid-upload", code="incomplete_upload"
-            ) from None
+        while size < UPLOAD_BATCH:
+            chunk = await next_body_chunk(stream, idle_timeout)
+            if chunk is None:
+                done = True
+                break
+            if chunk:
+                pending.append(chunk)
+                size += len(chunk)
         return b"".join(pending) if pending else (None if done else b"")
 
     while True:
@@ -139,12 +145,28 @@ def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
             yield batch
 
 
-async def _upload(request: Request, ctx: Ctx, target: documents.UploadTarget) -> dict[str, Any]:
+def body_chunks(request: Request, idle_timeout: float) -> Iterator[bytes]:
+    """The request body as a blocking iterator (see ``stream_chunks``)."""
+    return stream_chunks(request.stream().__aiter__(), idle_timeout)
+
+
+async def run_upload(
+    request: Request,
+    ctx: Ctx,
+    target: documents.UploadTarget,
+    chunks: Iterable[bytes] | None = None,
+) -> dict[str, Any]:
+    """``documents.upload`` of ``chunks`` (by default the raw request body), in a worker thread.
+
+    The web interface's upload forms call this too, with the file part of their multipart
+    body as ``chunks``.
+    """
     # The upload holds its worker thread while the body arrives, however slowly the client
     # sends, so uploads take threads from their own limiter: a crowd of slow uploads queues
     # here (holding no thread) instead of starving every other request of the shared pool.
     settings = ctx.vault.settings
-    chunks = body_chunks(request, settings.upload_idle_timeout_seconds)
+    if chunks is None:
+        chunks = body_chunks(request, settings.upload_idle_timeout_seconds)
     result: dict[str, Any] = await to_thread.run_sync(
         documents.upload, ctx, target, chunks, limiter=request.app.state.upload_limiter
     )
@@ -165,7 +187,7 @@ async def create_document(
     cls: str | None = Query(None, alias="class"),
 ) -> dict[str, Any]:
     target = documents.NewDocument(case_id, cls, title, request.headers.get("content-type"))
-    return await _upload(request, ctx, target)
+    return await run_upload(request, ctx, target)
 
 
 @router.put(
@@ -179,7 +201,7 @@ async def put_content(
     request: Request, ctx: IdemCtx, doc_id: str, if_match: IfMatchHeader = None
 ) -> dict[str, Any]:
     target = documents.NewVersion(doc_id, if_match, request.headers.get("content-type"))
-    return await _upload(request, ctx, target)
+    return await run_upload(request, ctx, target)
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -292,7 +314,11 @@ class PiecesResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _content_response(opened: OpenedRead) -> Response:
+def content_response(opened: OpenedRead) -> Response:
+    """The answer to an opened read: its headers, then its bytes (streamed when large).
+
+    The web interface's download form answers with it too, so a page download and an API
+    read send the same headers (``attachment``, the sandbox policy, ``nosniff``...)."""
     headers = _content_headers(opened)
     if sum(len(p) for p in opened.first) == opened.size:
         opened.rest.close()
@@ -364,7 +390,7 @@ async def _content_request(request: Request) -> tuple[Ctx, str | None, str | Non
 async def get_content(request: Request, doc_id: str) -> Response:
     ctx, version, purpose = await _content_request(request)
     opened = await run_in_threadpool(documents.read, ctx, doc_id, version, purpose)
-    return _content_response(opened)
+    return content_response(opened)
 
 
 @router.head(
@@ -393,7 +419,7 @@ def public_documents(ctx: AnyCtx) -> Response:
 async def public_content(request: Request, doc_id: str) -> Response:
     ctx, _, _ = await _content_request(request)
     opened = await run_in_threadpool(documents.read_public, ctx, doc_id)
-    return _content_response(opened)
+    return content_response(opened)
 
 
 @router.head(

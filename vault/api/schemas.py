@@ -174,6 +174,11 @@ class CaseSummary(BaseModel):
     number: str
     title: str | None = Field(description="None once the case was crypto-shredded.")
     stage: str
+    roles: list[str] | None = Field(
+        default=None,
+        description="The caller's own unexpired case roles in the case (empty for an admin or "
+        "auditor who holds none).",
+    )
     shredded_at: str | None = Field(default=None, description="Only on a shredded case.")
 
 

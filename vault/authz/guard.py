@@ -338,13 +338,29 @@ class Guard:
         """The classes the caller may write in the case right now (for the sync manifest)."""
         return [c for c in CLASSES if view.may(c, "write")]
 
+    def case_abilities(self, principal: Principal, view: CaseView) -> dict[str, object]:
+        """What the caller may do in the case now, for a page to offer only usable forms:
+        ``transitions`` (schedule and cancel), ``members`` (add, change, remove) and
+        ``write`` (the classes of new documents).  The same decisions as
+        ``require_case_action`` and ``require_write``, answered instead of raised."""
+        roles = view.roles | principal.roles
+        return {
+            "transitions": view.visible and self.may(roles, "@transitions", "manage"),
+            "members": view.visible and self.may(roles, "@members", "manage"),
+            "write": self.writable_classes(view) if view.visible else [],
+        }
+
     def sees_every_case(self, principal: Principal) -> bool:
         """Admins and auditors list every case (metadata only); others their own."""
         return principal.overseer
 
+    def may_write(self, view: CaseView, cls: str) -> bool:
+        """``require_write`` answered instead of raised (a page offering its forms)."""
+        return view.visible and view.may(cls, "write")
+
     def require_write(self, view: CaseView, cls: str) -> None:
         self.require_case(view)
-        if not view.may(cls, "write"):
+        if not self.may_write(view, cls):
             raise Forbidden(self._WRITE_REFUSED, code="write_not_permitted")
 
     def document_visible(self, view: CaseView, cls: str, final_version: int | None) -> bool:
@@ -454,15 +470,17 @@ class Guard:
         cls: str,
         latest_version: int,
         final_version: int | None,
+        requested: int | None = None,
     ) -> ContentGrant | None:
-        """``content_read`` of the version served by default, as a value: None where it refuses.
+        """``content_read`` as a value: None where it refuses (``requested`` None: the version
+        served by default).
 
         This is how the access overview asks "may this member read it?" of every member at
         every instant it reports: through the one decision a real read goes through, never a
         copy of its rule.
         """
         try:
-            return self.content_read(principal, view, cls, latest_version, final_version, None)
+            return self.content_read(principal, view, cls, latest_version, final_version, requested)
         except (NotFound, Forbidden):
             return None
 

@@ -15,6 +15,7 @@ from vault.authz import CaseView
 from vault.catalog.models import Case, Membership, Transition, User
 from vault.catalog.queries import evaluator_ids, latest_transition, member_cases, user_names
 from vault.domain import (
+    CASE_ROLES,
     STAGE_INDEX,
     DomainError,
     validate_case_number,
@@ -55,7 +56,7 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
                 # case gets the 404 of any outsider, not the case's title and stage.
                 old, view = visible_case(ctx, s, rec.resource_id)
                 ev.allow(reason="idempotent_replay")
-                return _case_summary(ctx, old, view.stage)
+                return _case_summary(ctx, old, view)
             ev.set(case_id=case_id)
             existing = s.scalar(select(Case.id).where(Case.number == number))
             if existing is not None:
@@ -106,7 +107,13 @@ def create_case(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
                 raise
             ev.allow()
             s.commit()
-        return {"id": case_id, "number": number, "title": title, "stage": "drafting"}
+        return {
+            "id": case_id,
+            "number": number,
+            "title": title,
+            "stage": "drafting",
+            "roles": ["drafter"],
+        }
 
 
 def _refuse_taken_number(ctx: Ctx, s: Session, existing_id: str | None) -> None:
@@ -126,14 +133,21 @@ def _refuse_taken_number(ctx: Ctx, s: Session, existing_id: str | None) -> None:
     )
 
 
-def _case_summary(ctx: Ctx, case: Case, stage: str) -> dict[str, Any]:
+def _own_roles(view: CaseView) -> list[str]:
+    """The caller's unexpired case roles, in the order of SPEC §2 (their own, so never hidden:
+    an evaluator knows they are one)."""
+    return [r for r in CASE_ROLES if r in view.roles]
+
+
+def _case_summary(ctx: Ctx, case: Case, view: CaseView) -> dict[str, Any]:
     if is_shredded(case.wrapped_key):
         # Crypto-shredded: the title can no longer be decrypted by anyone.
         return {
             "id": case.id,
             "number": case.number,
             "title": None,
-            "stage": stage,
+            "stage": view.stage,
+            "roles": _own_roles(view),
             "shredded_at": iso(case.shredded_at),
         }
     key = ctx.vault.keys.case_key(case.id, case.wrapped_key)
@@ -141,7 +155,8 @@ def _case_summary(ctx: Ctx, case: Case, stage: str) -> dict[str, Any]:
         "id": case.id,
         "number": case.number,
         "title": ctx.vault.keys.open_case_title(key, case.id, case.title_sealed),
-        "stage": stage,
+        "stage": view.stage,
+        "roles": _own_roles(view),
     }
 
 
@@ -155,11 +170,13 @@ def list_cases(ctx: Ctx) -> dict[str, Any]:
         out = []
         for case in cases:
             view = view_of(ctx, s, case.id, now)
-            out.append(_case_summary(ctx, case, view.stage))
+            out.append(_case_summary(ctx, case, view))
         return {"cases": out}
 
 
-def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, Any]:
+def case_detail(
+    ctx: Ctx, s: Session, case: Case, view: CaseView, abilities: bool = False
+) -> dict[str, Any]:
     show_evaluators = ctx.vault.guard.can_see_evaluators(view)
     secret = set() if show_evaluators else evaluator_ids(s, case.id)
     transitions = list(
@@ -196,8 +213,8 @@ def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, A
             }
         )
     member_rows.sort(key=lambda r: str(r["name"]))
-    return {
-        **_case_summary(ctx, case, view.stage),
+    detail = {
+        **_case_summary(ctx, case, view),
         "transitions": [
             {
                 "id": t.id,
@@ -209,12 +226,19 @@ def case_detail(ctx: Ctx, s: Session, case: Case, view: CaseView) -> dict[str, A
         ],
         "members": member_rows,
     }
+    if abilities:
+        # What the caller's forms may offer, as the guard decides it; each post is still
+        # decided again by the service that carries it out.
+        detail["may"] = ctx.vault.guard.case_abilities(ctx.principal, view)
+    return detail
 
 
-def get_case(ctx: Ctx, case_id: str) -> dict[str, Any]:
+def get_case(ctx: Ctx, case_id: str, *, abilities: bool = False) -> dict[str, Any]:
+    """The case's detail (SPEC §7); ``abilities`` adds ``may`` (see ``Guard.case_abilities``),
+    which the web page uses to offer only the forms the caller may use."""
     with ctx.scope("case.read", case_id=case_id), ctx.vault.read_session() as s:
         case, view = visible_case(ctx, s, case_id)
-        return case_detail(ctx, s, case, view)
+        return case_detail(ctx, s, case, view, abilities)
 
 
 def _parse_expiry(value: Any, now: datetime) -> datetime | None:

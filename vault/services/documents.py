@@ -198,7 +198,14 @@ def list_public_documents(ctx: Ctx) -> dict[str, Any]:
         return {"documents": out}
 
 
-def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
+def document_metadata(ctx: Ctx, doc_id: str, *, abilities: bool = False) -> dict[str, Any]:
+    """The document's metadata and versions (SPEC §7).
+
+    ``abilities`` adds what the web page may offer, as the guard decides it: ``may`` (``write``:
+    a new version and marking final; ``case``: whether the case itself is visible) and, per
+    version, ``download``: ``"purpose"`` (a read that must declare one), ``"public"`` (the
+    disclosed final version, read without one) or None (refused).
+    """
     with ctx.scope("document.meta", document_id=doc_id) as ev, ctx.vault.read_session() as s:
         doc, case, view = visible_document(ctx, s, ev, doc_id)
         scope = ctx.vault.guard.metadata_scope(
@@ -227,6 +234,24 @@ def document_metadata(ctx: Ctx, doc_id: str) -> dict[str, Any]:
             }
             for v in versions
         ]
+        if abilities:
+            guard = ctx.vault.guard
+            item["may"] = {
+                "write": guard.may_write(view, doc.doc_class),
+                "case": view.visible,
+            }
+            for row in item["versions"]:
+                grant = guard.read_grant(
+                    ctx.principal,
+                    view,
+                    doc.doc_class,
+                    doc.latest_version,
+                    doc.final_version,
+                    row["version"],
+                )
+                row["download"] = (
+                    None if grant is None else "purpose" if grant.purpose_required else "public"
+                )
         return item
 
 

@@ -9,7 +9,15 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import KinkoError, NotFound
-from vault.web.pages import audit_pages, auth, cases, public_pages, review_pages, user_pages
+from vault.web.pages import (
+    audit_pages,
+    auth,
+    case_pages,
+    cases,
+    public_pages,
+    review_pages,
+    user_pages,
+)
 from vault.web.ui import SignInRequired, page_ui, sign_in_location
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -112,5 +120,5 @@ def install(app: FastAPI) -> None:
 
     app.include_router(static_router)
     app.include_router(root_router)
-    for module in (auth, cases, user_pages, public_pages, review_pages, audit_pages):
+    for module in (auth, cases, case_pages, user_pages, public_pages, review_pages, audit_pages):
         app.include_router(module.router)
