@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -224,6 +225,63 @@ def test_ten_failures_lock_the_user_out_whatever_the_password(srv: KinkoServer) 
     assert ghost == [401] * 10 + [429]
     throttled = [e for e in events(srv, action="auth.fail") if e["reason"] == "sign_in_throttled"]
     assert any(e["actor"] == "si-locked" for e in throttled)
+
+
+def test_parallel_attempts_cannot_outrun_the_throttle(srv: KinkoServer) -> None:
+    browser_session(srv, "si-race").close()
+    http = anonymous_browser(srv)
+    form = http.get("/ui/sign-in")
+    token = csrf_of(form.text)
+    cookies = dict(http.cookies)
+
+    def attempt(_: int) -> int:
+        with httpx.Client(base_url=srv.base_url, cookies=cookies, timeout=60) as c:
+            data = {"csrf": token, "name": "si-race", "password": "wrong guess!!"}
+            return c.post("/ui/sign-in", data=data).status_code
+
+    # Each attempt is counted before its password is checked, so of 30 at once only the
+    # allowance of 10 is checked at all; the rest are refused unchecked.
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        codes = list(pool.map(attempt, range(30)))
+    assert codes.count(401) == 10, codes
+    assert codes.count(429) == 20, codes
+
+
+def test_an_invitation_from_someone_else_is_announced(srv: KinkoServer) -> None:
+    create(srv, "inv-note", ["procurement"])
+    user = srv.client(srv.admin.create_token("inv-note")["token"])
+    case = user.create_case("R8-NOTE", "notice")
+    create(srv, "inv-note-sup")
+    srv.admin.set_member(case["id"], "inv-note-sup", ["supervisor"])
+    assert set_password(anonymous_browser(srv), invite(srv, "inv-note")).status_code == 303
+    # Whoever held the link could have set the password: the user and the supervisors of
+    # the user's cases are told who issued it.
+    sup = srv.client(srv.admin.create_token("inv-note-sup")["token"])
+    for reader, who in ((user, "inv-note"), (sup, "inv-note-sup")):
+        notes = reader.http.get("/api/v1/me/notifications").json()["notifications"]
+        kinds = [(n["kind"], n["user"], n["by"]) for n in notes]
+        assert ("password.set_by_invitation", "inv-note", "admin") in kinds, who
+    redeemed = [e for e in events(srv, action="invitation.redeem") if e["actor"] == "inv-note"]
+    assert redeemed[-1]["reason"] == "invited_by_other"
+
+
+def test_invitation_links_stay_out_of_the_access_log() -> None:
+    import logging
+
+    from vault.web.app import RedactInvitationLinks
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/ui/invitation/SECRETSECRET", "1.1", 200),
+        None,
+    )
+    assert RedactInvitationLinks().filter(record)
+    assert "SECRETSECRET" not in record.getMessage()
+    assert "/ui/invitation/" in record.getMessage()
 
 
 def test_per_address_throttling(tmp_path: Path) -> None:

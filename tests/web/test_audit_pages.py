@@ -415,9 +415,12 @@ def test_bundle_export_downloads_a_bundle_that_verifies(scene: Scene) -> None:
     [exported] = list(events(scene.auditor_api, actor=scene.auditor_name, action="audit.export"))
     assert exported["decision"] == "allow"
     assert f'"request_id":"{exported["request_id"]}"' in (bundle / "events.jsonl").read_text()
-    # Nothing of the export is left in the server's temporary directory.
+    # Nothing of the export is left behind: not in the data directory, where it is written
+    # (not /tmp, often memory), nor in the server's temporary directory.
     deadline = time.monotonic() + 5
-    while list((scene.tmp / "server-tmp").glob("kinko-web-export-*")):
+    exports = scene.server.data_dir / "exports"
+    assert exports.is_dir()
+    while list(exports.glob("web-export-*")) or list((scene.tmp / "server-tmp").iterdir()):
         assert time.monotonic() < deadline, "the export's temporary directory was left behind"
         time.sleep(0.1)
 

@@ -251,6 +251,19 @@ class Guard:
 
     # -- access review -------------------------------------------------------------------------
 
+    def confidentiality(
+        self, cls: str, stage: str, final_version: int | None
+    ) -> tuple[str, str | None]:
+        """How secret a document is now, by rule 2: ("disclosed", None) when its final
+        version is public at ``stage``; ("until", the stage it becomes public from); or
+        ("forever", None) for a class that is never disclosed."""
+        start = self.disclosure.disclosed_from.get(cls)
+        if start is None:
+            return "forever", None
+        if final_version is not None and self.disclosure.is_disclosed(cls, stage):
+            return "disclosed", None
+        return "until", start
+
     def menu(self, principal: Principal, supervises: bool) -> frozenset[str]:
         """The areas of the web interface to offer the caller (``supervises``: whether any
         unexpired case role of theirs passes ``reviews_in``).  Offering is not allowing: each

@@ -34,6 +34,7 @@ def serve(
     from vault.api.app import create_app
     from vault.cli.listen import listen, url
     from vault.core import Vault
+    from vault.web.app import RedactInvitationLinks
 
     settings = load_settings(data_dir, host=host, port=port)
     tune_allocator()
@@ -56,6 +57,7 @@ def serve(
             access_log=True,
         )
         server = uvicorn.Server(config)
+        logging.getLogger("uvicorn.access").addFilter(RedactInvitationLinks())
         # uvicorn names the address only when it binds the socket itself.
         logging.getLogger("uvicorn.error").info(
             "Kinko listening on %s (Press CTRL+C to quit)", url(settings.host, config.port)

@@ -25,8 +25,18 @@ from vault.catalog.models import Invitation, SignInFailure, User, WebSession
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.db import writer
-from vault.errors import BadRequest, Forbidden, Gone, NotFound, TooManyRequests, Unauthenticated
+from vault.errors import (
+    BadRequest,
+    Forbidden,
+    Gone,
+    KinkoError,
+    NotFound,
+    StoreUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+)
 from vault.services.context import Ctx, iso
+from vault.services.notifications import notify_about_user
 from vault.services.passwords import check_new_password, hash_password, verify_password
 
 INVITATION_PATH = "/ui/invitation/"
@@ -156,95 +166,136 @@ class NewSession:
     user_name: str
 
 
-def redeem(ctx: Ctx, secret: str, password: str, confirm: str) -> NewSession:
+def redeem(
+    ctx: Ctx, secret: str, password: str, confirm: str, replaces: str | None = None
+) -> NewSession:
     """Set the password an invitation allows, end the user's other sessions (a reset may
-    follow a stolen password) and sign the browser in."""
-    with ctx.scope("invitation.redeem") as ev, ctx.vault.write_session() as s:
-        now = ctx.now()
-        inv, user = _open_invitation(s, secret, now)
-        ev.actor = user.name
-        ev.set(target=user.name)
-        check_new_password(user.name, password, confirm)
-        inv.used_at = now
-        user.password_hash = hash_password(password)
-        user.password_set_at = now
-        end_sessions(s, user.id, now, "password_reset")
-        new = _start_session(ctx, s, user, now, "invitation")
-        ev.allow()
-        s.commit()
-        return new
+    follow a stolen password) and sign the browser in (ending ``replaces``, the session the
+    browser held, if any).
+
+    When someone else issued the invitation (an admin), the user and the supervisors of their
+    cases are notified: whoever held the link could have set the password, and they should
+    know it was set.
+    """
+    with ctx.scope("invitation.redeem") as ev:
+        with ctx.vault.read_session() as s:
+            _, user = _open_invitation(s, secret, ctx.now())
+            name = user.name
+        ev.actor = name
+        ev.set(target=name)
+        check_new_password(name, password, confirm)
+        # Hashing takes a tenth of a second and much memory: done before the write lock.
+        hashed = hash_password(password)
+        with ctx.vault.write_session() as s:
+            now = ctx.now()
+            inv, user = _open_invitation(s, secret, now)
+            # Used at most once, whatever the concurrency: only the update that finds the
+            # invitation unused counts.
+            used = s.execute(
+                update(Invitation)
+                .where(Invitation.id == inv.id, Invitation.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if not getattr(used, "rowcount", 0):
+                raise Gone("this invitation link was already used", code="invitation_used")
+            user.password_hash = hashed
+            user.password_set_at = now
+            end_sessions(s, user.id, now, "password_reset")
+            if replaces is not None:
+                _end_one(s, replaces, now, "replaced")
+            if inv.created_by is not None and inv.created_by != user.id:
+                notify_about_user(
+                    s, user.id, "password.set_by_invitation", inv.created_by, None, now
+                )
+            new = _start_session(ctx, s, user, now, "invitation")
+            ev.allow("invited_by_other" if inv.created_by != user.id else "ok")
+            s.commit()
+            return new
 
 
 # -- sign-in ---------------------------------------------------------------------------------
 
 
-def _throttled(ctx: Ctx, s: Session, user_key: str, ip: str, now: datetime) -> bool:
-    st = ctx.vault.settings
-    since = now - timedelta(seconds=st.signin_window_seconds)
-    lockout = timedelta(seconds=st.signin_lockout_seconds)
-    for column, key, limit in (
-        (SignInFailure.user_key, user_key, st.signin_user_failures),
-        (SignInFailure.client_ip, ip, st.signin_address_failures),
-    ):
-        count, latest = s.execute(
-            select(func.count(), func.max(SignInFailure.at)).where(
-                column == key, SignInFailure.at > since
-            )
-        ).one()
-        if count >= limit and latest is not None and now - latest < lockout:
-            return True
-    return False
+def _reserve_attempt(ctx: Ctx, user_key: str, ip: str, now: datetime) -> int | None:
+    """Count an attempt before its password is checked; None when throttled.
 
-
-def _note_failure(ctx: Ctx, user_key: str, ip: str, now: datetime) -> None:
-    """Count a failed attempt (a throttled one too, so hammering keeps the lock on).
-
-    Through a plain connection: a failed sign-in changes nothing the caches hold.
+    The count and the insert are one transaction under the catalog's write lock, so parallel
+    attempts cannot all pass the check before any of them is counted.  The row stays as a
+    failure unless the sign-in succeeds (``_release``).  Throttled attempts write nothing:
+    the lockout runs from the last counted failure, and a refused attempt costs a read.
     """
-    window = timedelta(seconds=ctx.vault.settings.signin_window_seconds)
+    st = ctx.vault.settings
+    window = timedelta(seconds=st.signin_window_seconds)
+    lockout = timedelta(seconds=st.signin_lockout_seconds)
+    with writer(ctx.vault.catalog_engine).begin() as conn:
+        # Old failures of every name go, so the table holds one window's worth at most.
+        conn.execute(delete(SignInFailure).where(SignInFailure.at <= now - window))
+        for column, key, limit in (
+            (SignInFailure.user_key, user_key, st.signin_user_failures),
+            (SignInFailure.client_ip, ip, st.signin_address_failures),
+        ):
+            count, latest = conn.execute(
+                select(func.count(), func.max(SignInFailure.at)).where(column == key)
+            ).one()
+            if count >= limit and latest is not None and now - latest < lockout:
+                return None
+        row = conn.execute(
+            insert(SignInFailure)
+            .values(user_key=user_key, client_ip=ip, at=now)
+            .returning(SignInFailure.id)
+        ).scalar_one()
+        return int(row)
+
+
+def _release(ctx: Ctx, attempt: int) -> None:
+    """A successful sign-in is not a failure: its reserved row goes."""
     try:
         with writer(ctx.vault.catalog_engine).begin() as conn:
-            conn.execute(
-                delete(SignInFailure).where(
-                    SignInFailure.user_key == user_key, SignInFailure.at < now - window
-                )
-            )
-            conn.execute(insert(SignInFailure).values(user_key=user_key, client_ip=ip, at=now))
+            conn.execute(delete(SignInFailure).where(SignInFailure.id == attempt))
     except OperationalError:
-        # Throttling must not turn a busy catalog into a refused sign-in of its own.
-        pass
+        pass  # it then counts against the user for one window, which is the safe side
 
 
-def sign_in(ctx: Ctx, name: str, password: str) -> NewSession:
+def sign_in(ctx: Ctx, name: str, password: str, replaces: str | None = None) -> NewSession:
     """A new session for the right name and password; 401 (the same answer and the same
-    work whether the user exists or not) or 429 while throttled, each an ``auth.fail``."""
+    work whether the user exists or not) or 429 while throttled, each an ``auth.fail``.
+    ``replaces`` is the session the browser held before, which ends."""
     now = ctx.now()
     ip = ctx.info.ip or "unknown"
     user_key = _keyed(ctx.vault, "sign-in", name.strip().lower())
     with ctx.vault.read_session() as s:
         user = s.scalar(select(User).where(User.name == name)) if len(name) <= 64 else None
-        throttled = _throttled(ctx, s, user_key, ip, now)
     # Only a real user's name goes into the log: a name field sometimes holds a password.
     actor = user.name if user is not None else None
-    if throttled:
-        _note_failure(ctx, user_key, ip, now)
+    failure: KinkoError | None = None
+    attempt: int | None = None
+    try:
+        attempt = _reserve_attempt(ctx, user_key, ip, now)
+    except OperationalError:
+        # Fail closed: an attempt that cannot be counted is not checked.
+        failure = StoreUnavailable("the vault is busy; try again", code="store_unavailable")
+    if failure is None and attempt is None:
+        failure = TooManyRequests(
+            "too many failed sign-ins; wait a minute and try again", code="sign_in_throttled"
+        )
+    if failure is None:
+        matches = verify_password(user.password_hash if user is not None else None, password)
+        if user is None or not matches or user.disabled:
+            disabled = user is not None and user.disabled and matches
+            code = "user_disabled" if disabled else "bad_credentials"
+            failure = Unauthenticated(SIGN_IN_FAILED, code=code)
+    if failure is not None or user is None or attempt is None:
         with ctx.scope("auth.fail", target=actor) as ev:
             ev.actor = actor
-            raise TooManyRequests(
-                "too many failed sign-ins; wait a minute and try again", code="sign_in_throttled"
-            )
-    matches = verify_password(user.password_hash if user is not None else None, password)
-    if user is None or not matches or user.disabled:
-        _note_failure(ctx, user_key, ip, now)
-        with ctx.scope("auth.fail", target=actor) as ev:
-            ev.actor = actor
-            reason = "user_disabled" if user is not None and user.disabled and matches else None
-            raise Unauthenticated(SIGN_IN_FAILED, code=reason or "bad_credentials")
+            raise failure or Unauthenticated(SIGN_IN_FAILED, code="bad_credentials")
+    _release(ctx, attempt)
     with ctx.scope("auth.sign_in", target=user.name) as ev:
         ev.actor = user.name
         with ctx.vault.write_session() as s:
             fresh = s.get(User, user.id)
             assert fresh is not None
+            if replaces is not None:
+                _end_one(s, replaces, now, "replaced")
             new = _start_session(ctx, s, fresh, now, "password")
             ev.allow()
             s.commit()
@@ -280,13 +331,17 @@ def end_sessions(s: Session, user_id: int, now: datetime, reason: str) -> int:
 def sign_out(ctx: Ctx, secret: str) -> None:
     scope = ctx.scope("auth.sign_out", target=ctx.principal.name)
     with scope as ev, ctx.vault.write_session() as s:
-        s.execute(
-            update(WebSession)
-            .where(WebSession.id_hash == _digest(secret), WebSession.ended_at.is_(None))
-            .values(ended_at=ctx.now(), ended_reason="signed_out")
-        )
+        _end_one(s, secret, ctx.now(), "signed_out")
         ev.allow()
         s.commit()
+
+
+def _end_one(s: Session, secret: str, now: datetime, reason: str) -> None:
+    s.execute(
+        update(WebSession)
+        .where(WebSession.id_hash == _digest(secret), WebSession.ended_at.is_(None))
+        .values(ended_at=now, ended_reason=reason)
+    )
 
 
 # -- sessions --------------------------------------------------------------------------------

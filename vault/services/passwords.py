@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,6 +16,9 @@ MAX_LENGTH = 1024
 # argon2-cffi's defaults are the RFC 9106 "second recommended" parameters (argon2id, 64 MiB,
 # three passes), which take tens of milliseconds here: slow for a guesser, quick for a person.
 HASHER = PasswordHasher()
+# Each hash or check holds 64 MiB for its tenth of a second; sign-in is open to anyone, so
+# only a few run at once and the rest wait their turn instead of multiplying the memory.
+_HASHING = threading.BoundedSemaphore(4)
 
 # A hash of a password nobody has, verified when the submitted user name is unknown, so that
 # a sign-in takes the same time whether the user exists or not.
@@ -145,13 +149,15 @@ def check_new_password(user_name: str, password: str, confirm: str) -> None:
 
 
 def hash_password(password: str) -> str:
-    return HASHER.hash(password)
+    with _HASHING:
+        return HASHER.hash(password)
 
 
 def verify_password(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches ``stored``; with no stored hash, the same work is done on
     a dummy hash and the answer is False."""
     try:
-        return HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        with _HASHING:
+            return HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False

@@ -16,7 +16,7 @@ from vault.audit.scope import AuditScope
 from vault.authz import Principal
 from vault.authz.guard import ANONYMOUS
 from vault.catalog.models import Case, Membership, Notification, Token, User
-from vault.catalog.queries import active_membership, active_memberships, user_names
+from vault.catalog.queries import user_names
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.db import writer
@@ -25,6 +25,7 @@ from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
 from vault.services.accounts import end_sessions
 from vault.services.context import Ctx, JsonBody, iso
+from vault.services.notifications import notify_about_user
 from vault.services.schemas import TokenCreate, UserCreate
 
 TOKEN_PREFIX = "kinko_"  # noqa: S105 - a public prefix, not a secret.
@@ -363,27 +364,7 @@ def _mint(ctx: Ctx, s: Any, holder: User, ttl: int) -> tuple[Token, str]:
 def notify_token_issued(ctx: Ctx, s: Any, holder: User, tok: Token) -> None:
     """Tell the holder, and the supervisors of the holder's cases, once: someone else minted
     a token that acts as the holder.  Nothing waits for them; they can revoke it."""
-    now = ctx.now()
-    recipients = {holder.id}
-    cases = [m.case_id for m in active_memberships(s, holder.id, now)]
-    if cases:
-        # Every unexpired membership of those cases in one statement; supervisors among them.
-        for other in s.scalars(
-            select(Membership).where(Membership.case_id.in_(cases), active_membership(now))
-        ):
-            if "supervisor" in other.role_list:
-                recipients.add(other.user_id)
-    for uid in sorted(recipients):
-        s.add(
-            Notification(
-                user_id=uid,
-                kind="token.issued_for_user",
-                subject_user_id=holder.id,
-                actor_user_id=tok.issued_by,
-                ref=tok.id,
-                created_at=now,
-            )
-        )
+    notify_about_user(s, holder.id, "token.issued_for_user", tok.issued_by, tok.id, ctx.now())
 
 
 def revoke_with_descendants(s: Any, roots: list[str], now: Any) -> int:

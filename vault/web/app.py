@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import KinkoError, NotFound
+from vault.services.accounts import INVITATION_PATH
 from vault.web.pages import (
     audit_pages,
     auth,
@@ -105,6 +107,22 @@ async def error_page(request: Request, exc: KinkoError) -> Response:
     """A refusal on a page, as a page in the reader's language (the API answers JSON)."""
     ui = await page_ui(request)
     return ui.render("error.html", status=exc.status, message=ui.error_text(exc), code=exc.code)
+
+
+class RedactInvitationLinks(logging.Filter):
+    """Keeps the secret of invitation links out of the access log.
+
+    An invitation link is a credential until it is used; whoever can read the server's log
+    must not be able to use one before its user does.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path = args[2]
+            if path.startswith(INVITATION_PATH) and len(path) > len(INVITATION_PATH):
+                record.args = (*args[:2], INVITATION_PATH + "…", *args[3:])
+        return True
 
 
 def install(app: FastAPI) -> None:

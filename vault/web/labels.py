@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from vault.domain import DisclosureTable
 from vault.web.i18n import N_
 
 STAGES = {
@@ -105,19 +104,6 @@ ERROR_TEXTS = {
     "no_checkpoint": N_("No checkpoint has been cut yet."),
     "no_signing_key": N_("The vault has no checkpoint signing key."),
 }
-
-
-def confidentiality(
-    table: DisclosureTable, cls: str, stage: str, has_final: bool
-) -> tuple[str, str | None]:
-    """The confidentiality of a document: ("disclosed", None), ("forever", None), or
-    ("until", the stage from which its final version is public)."""
-    start = table.disclosed_from.get(cls)
-    if start is None:
-        return "forever", None
-    if has_final and table.is_disclosed(cls, stage):
-        return "disclosed", None
-    return "until", start
 
 
 def local_time(value: datetime | str | None, tz: ZoneInfo, with_zone: bool = True) -> str:

@@ -186,7 +186,12 @@ class Ui:
         """The posted ``application/x-www-form-urlencoded`` form, after its CSRF token was
         checked (a post without the right one is refused with 403 and logged)."""
         declared = self.request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BODY:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > MAX_FORM_BODY
+        ):
             raise BadRequest("form too large", code="form_too_large")
         buf = bytearray()
         async for chunk in self.request.stream():

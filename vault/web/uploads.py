@@ -30,6 +30,10 @@ from vault.errors import BadRequest
 # sends more before its file is not one of Kinko's.
 MAX_FIELDS_SIZE = 64 * 1024
 MAX_FIELDS = 20
+# A part's headers are a line or two; these bounds keep a hostile body from growing them
+# (python-multipart caps them itself only from 0.0.27 on).
+MAX_HEADER_BYTES = 8 * 1024
+MAX_HEADERS = 16
 
 
 def _bad_form() -> BadRequest:
@@ -79,11 +83,19 @@ class _Parts:
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_name += data[start:end]
+        self._check_header()
 
     def header_value_data(self, data: bytes, start: int, end: int) -> None:
         self.header_value += data[start:end]
+        self._check_header()
+
+    def _check_header(self) -> None:
+        if len(self.header_name) + len(self.header_value) > MAX_HEADER_BYTES:
+            raise BadRequest("form too large", code="form_too_large")
 
     def header_end(self) -> None:
+        if len(self.headers) >= MAX_HEADERS:
+            raise BadRequest("form too large", code="form_too_large")
         self.headers[bytes(self.header_name).lower()] = bytes(self.header_value)
         self.header_name = bytearray()
         self.header_value = bytearray()

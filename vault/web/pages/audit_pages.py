@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,9 @@ from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import Response, StreamingResponse
 
-from vault.errors import BadRequest, NotFound
+from vault.errors import BadRequest, Conflict, NotFound
 from vault.services import audit_queries, reviews
 from vault.services.audit_queries import EventFilters
 from vault.web.i18n import N_
@@ -253,25 +255,62 @@ async def coverage_chart(ui: MemberUi, older_than_days: str | None = None) -> Re
 # -- export ------------------------------------------------------------------------------------
 
 
+# One export at a time on a node: each snapshots the whole log to disk, and the worker
+# threads it would hold are the ones every other request (sign-in included) needs.
+_EXPORTING = threading.Lock()
+# Folders of exports whose answer never finished (a crash) are removed after this long.
+_STALE_EXPORT = 3600.0
+_EXPORT_PREFIX = "web-export-"
+
+
+def _export_dir(data_dir: Path) -> Path:
+    """A fresh folder for one export, in the data directory rather than /tmp, which is often
+    memory (tmpfs): the log's copy must not take the server's memory."""
+    base = data_dir / "exports"
+    base.mkdir(mode=0o700, exist_ok=True)
+    now = time.time()
+    for old in base.glob(_EXPORT_PREFIX + "*"):
+        try:
+            if now - old.stat().st_mtime > _STALE_EXPORT:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix=_EXPORT_PREFIX, dir=base))
+
+
+def _stream_and_remove(path: Path, workdir: Path) -> Iterator[bytes]:
+    """The archive's bytes; its folder is removed when the answer ends, however it ends."""
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(256 * 1024):
+                yield chunk
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @router.post("/audit/export")
 async def export(ui: MemberUi) -> Response:
     """The audit bundle as a tar.gz download.
 
     A POST with the form's CSRF token, not a GET: an export snapshots the whole log to disk,
-    which no link, prefetch or foreign page should be able to set off.  The bundle is written
-    into a fresh temporary directory that is removed once the answer has been sent (or has
-    failed).
+    which no link, prefetch or foreign page should be able to set off.
     """
     await ui.form()
-    workdir = Path(tempfile.mkdtemp(prefix="kinko-web-export-"))
+    if not _EXPORTING.acquire(blocking=False):
+        raise Conflict("another export is running; try again when it is done", code="export_busy")
+    workdir = _export_dir(ui.vault.settings.data_dir)
     try:
         archive = await ui.call(audit_queries.export_archive, ui.ctx, workdir)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return FileResponse(
-        archive.path,
+    finally:
+        _EXPORTING.release()
+    return StreamingResponse(
+        _stream_and_remove(archive.path, workdir),
         media_type="application/gzip",
-        filename=archive.name,
-        background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),
+        headers={
+            "Content-Disposition": f'attachment; filename="{archive.name}"',
+            "Content-Length": str(archive.path.stat().st_size),
+        },
     )

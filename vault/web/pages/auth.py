@@ -26,7 +26,9 @@ async def sign_in(ui: AnyUi) -> Response:
     name = form.get("name", "").strip()
     target = safe_next(form.get("next"))
     try:
-        new = await ui.call(accounts.sign_in, ui.ctx, name, form.get("password", ""))
+        new = await ui.call(
+            accounts.sign_in, ui.ctx, name, form.get("password", ""), ui.session_secret
+        )
     except KinkoError as exc:
         return await ui.page(
             "sign_in.html", status=exc.status, next=target, name=name, error=ui.error_text(exc)
@@ -67,7 +69,12 @@ async def redeem_invitation(ui: AnyUi, token: str) -> Response:
     form = await ui.form()
     try:
         new = await ui.call(
-            accounts.redeem, ui.ctx, token, form.get("password", ""), form.get("confirm", "")
+            accounts.redeem,
+            ui.ctx,
+            token,
+            form.get("password", ""),
+            form.get("confirm", ""),
+            ui.session_secret,
         )
     except KinkoError as exc:
         user_name = None

@@ -189,11 +189,24 @@ async def remove_member(ui: MemberUi, case_id: str) -> Response:
     return await _case_action(ui, case_id, "members", cases.remove_member, name)
 
 
-async def _upload_form(ui: Ui) -> UploadForm:
-    """The upload's fields, its CSRF token checked before any byte of the file is used."""
-    upload = await open_upload(ui.request, ui.vault.settings.upload_idle_timeout_seconds)
+async def _upload_form(ui: Ui, action: str, **subject: str) -> UploadForm:
+    """The upload's fields, its CSRF token checked before any byte of the file is used.
+
+    A body that is not a readable upload form is refused, and recorded under the upload's
+    own action, as the API records a malformed upload.
+    """
+    try:
+        upload = await open_upload(ui.request, ui.vault.settings.upload_idle_timeout_seconds)
+    except KinkoError as exc:
+        await ui.call(_refuse, ui.ctx, action, subject, exc)
+        raise
     await ui.check_csrf(upload.fields.get("csrf"))
     return upload
+
+
+def _refuse(ctx: Any, action: str, subject: dict[str, str], exc: KinkoError) -> None:
+    with ctx.scope(action, **subject):
+        raise exc
 
 
 def _file_of(upload: UploadForm) -> Any:
@@ -204,7 +217,7 @@ def _file_of(upload: UploadForm) -> Any:
 
 @router.post("/cases/{case_id}/documents")
 async def upload_document(ui: MemberUi, case_id: str) -> Response:
-    upload = await _upload_form(ui)
+    upload = await _upload_form(ui, "document.create", case_id=case_id[:64])
     title = upload.fields.get("title", "").strip() or (upload.filename or "")
     target = documents.NewDocument(
         case_id,
@@ -238,7 +251,7 @@ async def document_page(ui: MemberUi, doc_id: str) -> Response:
 
 @router.post("/documents/{doc_id}/versions")
 async def upload_version(ui: MemberUi, doc_id: str) -> Response:
-    upload = await _upload_form(ui)
+    upload = await _upload_form(ui, "document.write", document_id=doc_id[:64])
     # The version the form was shown with: a version written since then is not overwritten
     # unseen (412, as for the API's If-Match).
     base = upload.fields.get("if_match") or None
@@ -256,7 +269,7 @@ async def mark_final(ui: MemberUi, doc_id: str) -> Response:
     raw = form.get("version", "").strip()
     # A form sends text; the service's schema takes a JSON number, and refuses (and records)
     # anything else.
-    body = JsonBody({"version": int(raw) if raw.isdigit() else raw}, None)
+    body = JsonBody({"version": int(raw) if raw.isascii() and raw.isdigit() else raw}, None)
     try:
         await ui.call(documents.finalize, ui.ctx, doc_id, body)
     except KinkoError as exc:

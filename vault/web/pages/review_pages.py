@@ -67,7 +67,7 @@ async def decide(ui: MemberUi, seq: str) -> Response:
     try:
         item = await ui.call(reviews.submit, ui.ctx, seq, JsonBody(body, None))
     except KinkoError as exc:
-        if _htmx(ui) and seq.isdigit():
+        if _htmx(ui) and seq.isascii() and seq.isdigit():
             # The refusal goes into the row's message slot, leaving the note as typed;
             # kinko.js lets htmx swap a retargeted refusal in despite its status.
             answer = await ui.page(

@@ -159,8 +159,10 @@ async def _me_page(
     account = await ui.call(users.me, ui.ctx)
     tokens = await ui.call(users.list_own_tokens, ui.ctx)
     sign_ins = await ui.call(accounts.recent_sign_ins, ui.ctx)
+    notices = await ui.call(users.list_notifications, ui.ctx)
     return await ui.page(
         "me.html",
+        notices=list(reversed(notices["notifications"]))[:20],
         status=status,
         nav="me",
         account=account,
