@@ -189,6 +189,7 @@ def _export_and_verify(srv: KinkoServer, tmp_path: Path, name: str) -> tuple[Pat
     return out, report
 
 
+@pytest.mark.slow
 def test_clean_shutdown_cuts_a_checkpoint(tmp_path: Path) -> None:
     """A server that lives less than one checkpoint interval still leaves its events signed.
 

@@ -112,6 +112,7 @@ class Reader(threading.Thread):
             i += 1
 
 
+@pytest.mark.slow
 def test_local_rotation_while_the_server_reads(tmp_path: Path) -> None:
     srv = make_server(tmp_path)
     srv.start()
@@ -170,6 +171,7 @@ def test_local_rotation_while_the_server_reads(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.slow
 def test_crypto_shredding(tmp_path: Path) -> None:
     srv = make_server(tmp_path)
     srv.start()
@@ -235,6 +237,7 @@ def test_crypto_shredding(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.slow
 def test_kms_rotation_to_another_kms_key(tmp_path: Path, kms_endpoint: str) -> None:
     client = kms_client()
     first, second = new_kms_key(client), new_kms_key(client)
@@ -283,6 +286,7 @@ def test_kms_rotation_to_another_kms_key(tmp_path: Path, kms_endpoint: str) -> N
         srv.stop()
 
 
+@pytest.mark.slow
 def test_kms_server_refuses_to_start_with_a_missing_key(tmp_path: Path, kms_endpoint: str) -> None:
     srv = make_server(
         tmp_path,

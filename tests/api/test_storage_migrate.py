@@ -28,6 +28,7 @@ def _kinko(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return run_kinko(*args, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_interrupted_migration_resumes_without_copying_twice(
     tmp_path: Path, moto_endpoint: str, s3_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +100,7 @@ def test_interrupted_migration_resumes_without_copying_twice(
     srv.stop()
 
 
+@pytest.mark.slow
 def test_blob_left_on_local_store_stays_readable_after_switch(
     tmp_path: Path, moto_endpoint: str, s3_client: Any
 ) -> None:

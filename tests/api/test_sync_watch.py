@@ -183,6 +183,7 @@ def test_burst_of_writes_makes_one_version(live: Live) -> None:
     assert live.drafter.read(doc, "check") == b"row 19\n" * 20
 
 
+@pytest.mark.slow
 def test_server_down_then_back(fresh_server: KinkoServer, tmp_path: Path) -> None:
     srv = fresh_server
     lv = _live(srv, tmp_path / "vault")

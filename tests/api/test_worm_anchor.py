@@ -84,6 +84,7 @@ def test_checkpoints_are_anchored_under_compliance_lock(
     assert signer.verifier().verify(body).startswith(signer.name + "\n")
 
 
+@pytest.mark.slow
 def test_anchored_checkpoints_catch_a_rewrite_signed_with_the_real_key(
     anchored: tuple[KinkoServer, Any], tmp_path: Path
 ) -> None:

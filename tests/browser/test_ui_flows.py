@@ -27,6 +27,10 @@ from playwright.sync_api import Locator, Page, expect
 
 from clients import KinkoClient
 
+# Every page in two languages (or every flow) in a real browser: run by CI and by
+# `pytest -m slow`, not in the quick default run.
+pytestmark = pytest.mark.slow
+
 CheckAxe = Callable[[Page], list[dict[str, Any]]]
 Screenshot = Callable[[Page, str], Path]
 PASSWORD = "correct horse battery staple"

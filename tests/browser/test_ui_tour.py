@@ -20,6 +20,10 @@ from conftest import KinkoServer, make_server
 from playwright.sync_api import Page, expect
 from web.conftest import browser_session
 
+# Every page in two languages (or every flow) in a real browser: run by CI and by
+# `pytest -m slow`, not in the quick default run.
+pytestmark = pytest.mark.slow
+
 CheckAxe = Callable[[Page], list[dict[str, Any]]]
 Screenshot = Callable[[Page, str], Path]
 

@@ -53,6 +53,9 @@ def test_demo_seeds_and_its_tour_answers(tmp_path: Path) -> None:
     # Every role of the sample gets a token, and the tour is printed as curl commands.
     for name in ("admin", "tanaka", "sato", "suzuki", "yamada", "kansa"):
         assert re.search(rf"^\s+{name}\s", out, re.M), name
+        # ...and a one-time link to set a password for the web interface.
+        link = rf"^\s+{name}\s+http://127\.0\.0\.1:{port}/ui/invitation/[A-Za-z0-9_-]{{43}}$"
+        assert re.search(link, out, re.M), name
     assert out.count("curl -sS") >= 8
 
 
@@ -91,8 +94,12 @@ def test_first_start_without_bootstrap_token_prints_one_once(tmp_path: Path) -> 
     match = re.search(r"token \(shown only now\): (kinko_\S+)", first)
     assert match, first
     assert oct((data / "master.key").stat().st_mode & 0o777) == "0o600"
+    # And a one-time link with which the admin sets a web password, naming the real port.
+    link = re.search(rf"open (http://127\.0\.0\.1:{port}/ui/invitation/\S+) and set", first)
+    assert link, first
     second = run_once()
     assert "shown only now" not in second
+    assert "/ui/invitation/" not in second
     # The printed token works (start once more and use it).
     proc = subprocess.Popen(
         argv, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -110,6 +117,10 @@ def test_first_start_without_bootstrap_token_prints_one_once(tmp_path: Path) -> 
                 time.sleep(0.05)
         assert r.status_code == 200
         assert r.json()["name"] == "admin"
+        # The link opens the page where the password is set.
+        page = httpx.get(link.group(1))
+        assert page.status_code == 200
+        assert 'name="password"' in page.text
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from s3_support import (  # noqa: F401  (fixtures are found by pytest through the import)
     _moto_endpoint,
     _s3_client,
@@ -76,6 +77,7 @@ def _gc_events(srv: KinkoServer) -> list[dict[str, Any]]:
     return events
 
 
+@pytest.mark.slow
 def test_gc_lists_then_deletes_only_old_orphans_on_local_storage(tmp_path: Path) -> None:
     srv, doc_id, _case = _server_with_one_document(tmp_path, KINKO_STORAGE="local")
     blob_dir = srv.data_dir / "blobs"
@@ -130,6 +132,7 @@ def test_gc_refuses_a_directory_without_a_catalog(tmp_path: Path) -> None:
     assert list(store.names()) == [name]
 
 
+@pytest.mark.slow
 def test_gc_on_s3_spares_fresh_orphans_then_deletes_them_with_no_grace(
     tmp_path: Path, moto_endpoint: str, s3_client: Any
 ) -> None:
@@ -174,6 +177,7 @@ def test_gc_on_s3_spares_fresh_orphans_then_deletes_them_with_no_grace(
         srv.stop()
 
 
+@pytest.mark.slow
 def test_gc_after_migration_collects_on_s3_and_on_the_old_local_store(
     tmp_path: Path, moto_endpoint: str, s3_client: Any
 ) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 from guarantee_support import all_files, read_outcome, version_rows
 
 from clients import KinkoClient
@@ -83,6 +84,7 @@ def _writer(
                 time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_during_uploads(fresh_server) -> None:
     srv = fresh_server
     tag = secrets.token_hex(4)

@@ -7,8 +7,10 @@ stay under 200 MiB for the whole round trip.
 
 from __future__ import annotations
 
+import pytest
 from guarantee_support import assert_gib_round_trip_flat
 
 
+@pytest.mark.slow
 def test_one_gib_round_trip_memory_stays_flat(fresh_server) -> None:
     assert_gib_round_trip_flat(fresh_server, "local backend")

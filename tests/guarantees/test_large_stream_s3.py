@@ -59,6 +59,7 @@ def s3_server(tmp_path: Path, moto_endpoint: str, s3_client: Any) -> Iterator[Ki
         _empty_bucket(s3_client, bucket)
 
 
+@pytest.mark.slow
 def test_one_gib_round_trip_through_s3_memory_stays_flat(s3_server: KinkoServer) -> None:
     srv = s3_server
     assert_gib_round_trip_flat(srv, "S3 backend")

@@ -85,7 +85,19 @@ def _seed(base_url: str, admin_token: str) -> dict[str, str]:
             cid, "evaluation_criteria", "評価基準書.pdf", b"Evaluation criteria draft\n"
         )
         tanaka.create_document(cid, "evaluator_names", "評価委員名簿.txt", b"suzuki (external)\n")
-    return {"case_id": cid, "spec_id": spec["id"], **{f"token:{k}": v for k, v in tokens.items()}}
+    # A one-time link per user to set a password with, for the web interface.
+    links = {}
+    with KinkoClient(base_url, admin_token) as admin:
+        for name in ("admin", *USERS):
+            answer = admin.http.post(f"/api/v1/users/{name}/invitation")
+            answer.raise_for_status()
+            links[f"link:{name}"] = str(answer.json()["url"])
+    return {
+        "case_id": cid,
+        "spec_id": spec["id"],
+        **{f"token:{k}": v for k, v in tokens.items()},
+        **links,
+    }
 
 
 def _tour(base_url: str, seed: dict[str, str]) -> list[tuple[str, list[str], int]]:
@@ -246,7 +258,14 @@ def _serve_demo(
         for name, (_roles, desc) in {"admin": ([], "管理者 / administrator"), **USERS}.items():
             console.print(f"  {name:8} {desc}\n           {seed['token:' + name]}")
         console.print(f"\nCase R8-0042: {seed['case_id']}   specification: {seed['spec_id']}")
-        console.print(f"Interactive API docs: {base_url}/docs\n")
+        console.print(f"Interactive API docs: {base_url}/docs")
+        console.print(
+            f"\nWeb interface: {base_url}/ui/ (日本語 / English). Open a user's one-time link "
+            "to set their password and sign in as them:"
+        )
+        for name in ("admin", *USERS):
+            console.print(f"  {name:8} {seed['link:' + name]}", markup=False)
+        console.print()
         console.print("[bold]A tour — paste these into a shell:[/]\n")
         tour = _tour(base_url, seed)
         for text, argv, _status in tour:
