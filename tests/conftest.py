@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -198,25 +199,27 @@ def make_server(tmp: Path, **extra_env: str) -> KinkoServer:
     return KinkoServer(data_dir=data_dir, admin_token=token, env=env)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
-    """One server per test module (state carries over between the module's tests)."""
-    srv = make_server(tmp_path_factory.mktemp("kinko"))
+@contextmanager
+def serving(tmp: Path, **extra_env: str) -> Iterator[KinkoServer]:
+    """A started server of the caller's own; at the end its clients close and it stops."""
+    srv = make_server(tmp, **extra_env)
     srv.start()
     try:
         yield srv
     finally:
         srv.close_clients()
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
+    """One server per test module (state carries over between the module's tests)."""
+    with serving(tmp_path_factory.mktemp("kinko")) as srv:
+        yield srv
 
 
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[KinkoServer]:
     """A server of the test's own, for tests that break or inspect the data directory."""
-    srv = make_server(tmp_path)
-    srv.start()
-    try:
+    with serving(tmp_path) as srv:
         yield srv
-    finally:
-        srv.close_clients()
-        srv.stop()

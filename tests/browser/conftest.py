@@ -31,7 +31,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import pytest
-from conftest import ROOT, KinkoServer, make_server, missing_requirement, require_tool
+from conftest import ROOT, KinkoServer, missing_requirement, require_tool, serving
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -211,13 +211,8 @@ def page(new_page: Callable[..., Page]) -> Page:
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
     """A real ``kinko serve`` on a free loopback port, shared by the test module's tests."""
-    srv = make_server(tmp_path_factory.mktemp("kinko-ui"))
-    srv.start()
-    try:
+    with serving(tmp_path_factory.mktemp("kinko-ui")) as srv:
         yield srv
-    finally:
-        srv.close_clients()
-        srv.stop()
 
 
 def _describe(violations: Sequence[dict[str, Any]], nodes_per_rule: int = 8) -> str:

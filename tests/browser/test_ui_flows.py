@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import KinkoServer, make_server, run_kinko
+from conftest import KinkoServer, run_kinko, serving
 from playwright.sync_api import Locator, Page, expect
 
 from clients import KinkoClient
@@ -55,16 +55,11 @@ def locale() -> str:
 
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
-    srv = make_server(tmp_path_factory.mktemp("kinko-flows"), KINKO_TIMEZONE=TZ)
-    srv.start()
-    try:
+    with serving(tmp_path_factory.mktemp("kinko-flows"), KINKO_TIMEZONE=TZ) as srv:
         admin = srv.admin
         for name, roles in USERS.items():
             admin.create_user(name, roles)
         yield srv
-    finally:
-        srv.close_clients()
-        srv.stop()
 
 
 class Accounts:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KinkoServer, make_server
+from conftest import KinkoServer, serving
 from playwright.sync_api import Page, expect
 from web.conftest import browser_session
 
@@ -38,9 +38,7 @@ class Scene:
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
-    server = make_server(tmp_path_factory.mktemp("tour"), KINKO_TIMEZONE="Asia/Tokyo")
-    server.start()
-    try:
+    with serving(tmp_path_factory.mktemp("tour"), KINKO_TIMEZONE="Asia/Tokyo") as server:
         admin = server.admin
         drafter = server.user("tour-drafter", ["procurement"])
         case = drafter.create_case("R8-0042", "次期基幹業務システム調達")
@@ -75,9 +73,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
             b = browser_session(server, name, roles)
             cookies[name] = str(b.cookies.get("kinko_session"))
         yield Scene(server, case["id"], spec["id"], cookies)
-    finally:
-        server.close_clients()
-        server.stop()
 
 
 def _as(new_page: Callable[..., Page], scene: Scene, who: str | None, locale: str) -> Page:

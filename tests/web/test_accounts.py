@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KinkoServer, cli_env, make_server, run_kinko
+from conftest import KinkoServer, cli_env, run_kinko, serving
 from web_support import (  # noqa: F401 - _close_browsers is an autouse fixture
     PASSWORD,
     _close_browsers,
@@ -27,13 +27,8 @@ from web_support import (  # noqa: F401 - _close_browsers is an autouse fixture
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
-    server = make_server(tmp_path_factory.mktemp("accounts"), KINKO_TIMEZONE="Asia/Tokyo")
-    server.start()
-    try:
+    with serving(tmp_path_factory.mktemp("accounts"), KINKO_TIMEZONE="Asia/Tokyo") as server:
         yield server
-    finally:
-        server.close_clients()
-        server.stop()
 
 
 def events(server: KinkoServer, **params: str) -> list[dict[str, object]]:
@@ -285,9 +280,7 @@ def test_invitation_links_stay_out_of_the_access_log() -> None:
 
 
 def test_per_address_throttling(tmp_path: Path) -> None:
-    server = make_server(tmp_path, KINKO_SIGNIN_ADDRESS_FAILURES="4")
-    server.start()
-    try:
+    with serving(tmp_path, KINKO_SIGNIN_ADDRESS_FAILURES="4") as server:
         browser_session(server, "addr-user").close()
         http = anonymous_browser(server)
         codes = [sign_in(http, f"addr-{i}", "nope nope nope").status_code for i in range(4)]
@@ -295,9 +288,6 @@ def test_per_address_throttling(tmp_path: Path) -> None:
         # Four different names failed from this address: the next attempt is refused even
         # for a real user with the right password.
         assert sign_in(http, "addr-user").status_code == 429
-    finally:
-        server.close_clients()
-        server.stop()
 
 
 def test_sign_in_post_without_csrf_is_refused_and_logged(srv: KinkoServer) -> None:
@@ -345,9 +335,7 @@ def test_session_cookie_flags_over_http(srv: KinkoServer) -> None:
 def test_session_cookie_over_https_is_secure_with_host_prefix(tmp_path: Path) -> None:
     # The server itself speaks HTTP here, as behind a TLS-terminating proxy; the public
     # address says HTTPS, which is what decides the cookie.
-    server = make_server(tmp_path, KINKO_PUBLIC_URL="https://kinko.example.go.jp")
-    server.start()
-    try:
+    with serving(tmp_path, KINKO_PUBLIC_URL="https://kinko.example.go.jp") as server:
         create(server, "cookie-https")
         url = invite(server, "cookie-https")
         assert url.startswith("https://kinko.example.go.jp/ui/invitation/")
@@ -375,9 +363,6 @@ def test_session_cookie_over_https_is_secure_with_host_prefix(tmp_path: Path) ->
         assert "path=/" in parts
         assert "samesite=strict" in parts
         assert not any(p.startswith("domain") for p in parts)
-    finally:
-        server.close_clients()
-        server.stop()
 
 
 def test_disabling_a_user_ends_their_sessions(srv: KinkoServer) -> None:

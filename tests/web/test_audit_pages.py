@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import KinkoServer, make_server, run_kinko
+from conftest import KinkoServer, run_kinko, serving
 
 from clients import KinkoClient
 
@@ -55,9 +55,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     server_tmp = tmp / "server-tmp"
     server_tmp.mkdir()
     # The server's own temporary directory, so the tests can see that exports clean up.
-    srv = make_server(tmp, KINKO_CHECKPOINT_INTERVAL_SECONDS="1", TMPDIR=str(server_tmp))
-    srv.start()
-    try:
+    with serving(tmp, KINKO_CHECKPOINT_INTERVAL_SECONDS="1", TMPDIR=str(server_tmp)) as srv:
         tag = uuid.uuid4().hex[:6]
         drafter_name, sup_name, auditor_name = (f"ap-{k}-{tag}" for k in ("drf", "sup", "aud"))
         drafter = srv.user(drafter_name, ["procurement"])
@@ -83,9 +81,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         )
         sup.close()
         auditor.close()
-    finally:
-        srv.close_clients()
-        srv.stop()
 
 
 def read(client: KinkoClient, doc_id: str, purpose: str) -> None:

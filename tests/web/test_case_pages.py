@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import make_server
+from conftest import serving
 
 from clients import KinkoClient
 
@@ -28,13 +28,8 @@ TZ = "Asia/Tokyo"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # The office's time zone is not UTC, so the pages' conversion of local times is tested.
-    srv = make_server(tmp_path_factory.mktemp("kinko-web"), KINKO_TIMEZONE=TZ)
-    srv.start()
-    try:
+    with serving(tmp_path_factory.mktemp("kinko-web"), KINKO_TIMEZONE=TZ) as srv:
         yield srv
-    finally:
-        srv.close_clients()
-        srv.stop()
 
 
 def _unique(prefix: str) -> str:

@@ -8,20 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import KinkoServer, make_server
+from conftest import KinkoServer, serving
 
 from .conftest import browser_session
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinkoServer]:
-    srv = make_server(tmp_path_factory.mktemp("page-audit"))
-    srv.start()
-    try:
+    with serving(tmp_path_factory.mktemp("page-audit")) as srv:
         yield srv
-    finally:
-        srv.close_clients()
-        srv.stop()
 
 
 def _actions(server: KinkoServer, actor: str) -> dict[str, list[tuple[str, str]]]:
