@@ -106,7 +106,8 @@ def root(request: Request) -> RedirectResponse:
 async def error_page(request: Request, exc: KinkoError) -> Response:
     """A refusal on a page, as a page in the reader's language (the API answers JSON)."""
     ui = await page_ui(request)
-    return ui.render("error.html", status=exc.status, message=ui.error_text(exc), code=exc.code)
+    # Rendered in a worker thread: the menu of a signed-in page asks the catalog.
+    return await ui.page("error.html", status=exc.status, message=ui.error_text(exc), code=exc.code)
 
 
 class RedactInvitationLinks(logging.Filter):

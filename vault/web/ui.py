@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from vault.api.deps import get_vault, request_info
-from vault.authz.guard import ANONYMOUS
+from vault.authz.guard import ANONYMOUS, Principal
 from vault.core import Vault
 from vault.errors import BadRequest, Forbidden, KinkoError
 from vault.services import accounts, reviews
@@ -85,7 +85,7 @@ class Ui:
     # -- who and how ---------------------------------------------------------------------------
 
     @property
-    def principal(self) -> Any:
+    def principal(self) -> Principal:
         return self.ctx.principal
 
     @property
