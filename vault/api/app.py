@@ -6,16 +6,19 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from anyio import CapacityLimiter
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from vault import __version__
 from vault.api import audit, cases, docs, documents, errors, openapi, reviews, sync, users
 from vault.api.deps import RequestIdMiddleware
-from vault.api.schemas import Health
+from vault.api.openapi import ErrorBody
+from vault.api.schemas import Health, Readiness
 from vault.core import Vault
 from vault.services.accounts import invite_as_operator
+from vault.services.health import readiness
 from vault.services.users import bootstrap
 from vault.settings import Settings
 from vault.web import app as web
@@ -96,6 +99,32 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
     @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=Readiness,
+        responses={
+            503: {
+                "model": ErrorBody,
+                "description": "A store this node needs did not answer; `checks` names which.",
+            }
+        },
+    )
+    async def readyz(request: Request) -> Response:
+        """For load balancers: 200 when the catalog, the audit store and the blob store all
+        answer, else 503 naming the one that did not (``/healthz`` is the liveness check)."""
+        ready, checks = await run_in_threadpool(readiness, request.app.state.vault)
+        if ready:
+            return Response(
+                orjson.dumps({"status": "ready", "checks": checks}), media_type="application/json"
+            )
+        missing = ", ".join(name for name, answer in checks.items() if answer != "ok")
+        body = {
+            "error": {"code": "not_ready", "message": f"not ready: {missing} did not answer"},
+            "checks": checks,
+        }
+        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
 
     # Routes are matched in order; the document routes (content reads above all) come first.
     app.include_router(documents.router)

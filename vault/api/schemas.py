@@ -77,6 +77,14 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str] = Field(
+        description="Each store this node needs (catalog, audit, blobs) and its answer: ok, "
+        "unavailable or timeout."
+    )
+
+
 class MyMembership(BaseModel):
     case_id: str
     case_number: str
