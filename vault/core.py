@@ -35,8 +35,6 @@ from vault.storage import BlobStore, LocalBlobStore
 from vault.storage.fallback import FallbackBlobStore
 from vault.storage.migrate import read_switch
 
-IDEMPOTENCY_KEY_FILE = "idempotency.key"
-
 
 def load_or_create_secret(path: Path) -> bytes:
     """A 32-byte server secret kept in a 0600 file, created once (never two)."""
@@ -155,7 +153,7 @@ class Vault:
             audit_engine,
             timeout=settings.audit_timeout_seconds,
             batch_max=settings.audit_batch_max,
-            signer=load_or_create_signer(data_dir),
+            signer=load_or_create_signer(settings.audit_signing_key_path),
             checkpoint_interval=settings.checkpoint_interval_seconds,
             anchor=open_anchor(settings),
         )
@@ -180,7 +178,7 @@ class Vault:
             keys=Keyring(provider),
             guard=guard,
             audit=audit,
-            idempotency_secret=load_or_create_secret(data_dir / IDEMPOTENCY_KEY_FILE),
+            idempotency_secret=load_or_create_secret(settings.server_key_path),
             tokens=tokens,
         )
 

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     audit_anchor_prefix: str = "kinko-checkpoints/"
     audit_anchor_retention_days: int = Field(default=3650, ge=1, le=36500)
     policies_dir: Path = Field(default_factory=default_policies_dir)
+    # The keys every node of one vault shares (a mounted secret, say), while each node has a
+    # data directory of its own.  Absent files are created once, exclusively (0600, O_EXCL):
+    # nodes starting together end up reading the same key, never two.  The master key file
+    # is unused with the aws-kms provider.
+    master_key_file: Path | None = None
+    audit_signing_key_file: Path | None = None
+    # The server key of HMACs that another node must be able to check: CSRF tokens, the
+    # keys of sign-in throttling, idempotency fingerprints.  Shared like the two above.
+    server_key_file: Path | None = None
 
     bootstrap_token: SecretStr | None = None
     timezone: str = "UTC"
@@ -138,4 +147,12 @@ class Settings(BaseSettings):
 
     @property
     def master_key_path(self) -> Path:
-        return self.data_dir / "master.key"
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def server_key_path(self) -> Path:
+        return self.server_key_file or self.data_dir / "idempotency.key"
+
+    @property
+    def audit_signing_key_path(self) -> Path:
+        return self.audit_signing_key_file or self.data_dir / "audit-signing.key"

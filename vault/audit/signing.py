@@ -9,16 +9,13 @@ from pathlib import Path
 from vault.audit.note import NoteSigner
 from vault.fsio import create_private
 
-KEY_FILE = "audit-signing.key"
-
 
 class SigningKeyError(Exception):
     pass
 
 
-def load_or_create_signer(data_dir: Path) -> NoteSigner:
-    """Open the instance's signing key, creating it (origin ``kinko/<instance id>``) once."""
-    path = data_dir / KEY_FILE
+def load_or_create_signer(path: Path) -> NoteSigner:
+    """Open the vault's signing key file, creating it (origin ``kinko/<instance id>``) once."""
     if not path.exists():
         signer = NoteSigner.generate(f"kinko/{secrets.token_hex(8)}")
         # create_private never replaces a key another process published a moment earlier
