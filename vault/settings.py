@@ -150,6 +150,17 @@ class Settings(BaseSettings):
         return self.master_key_file or self.data_dir / "master.key"
 
     @property
+    def link_base(self) -> str:
+        """Where links Kinko prints outside a request point (invitations at start-up or from
+        ``kinko users invite``): KINKO_PUBLIC_URL, else the address the server listens on."""
+        if self.public_url:
+            return self.public_url
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the address, not binding it
+            host = "127.0.0.1"
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
     def server_key_path(self) -> Path:
         return self.server_key_file or self.data_dir / "idempotency.key"
 

@@ -17,22 +17,12 @@ from vault.api.deps import RequestIdMiddleware
 from vault.api.openapi import ErrorBody
 from vault.api.schemas import Health, Readiness
 from vault.core import Vault
+from vault.services import passwords
 from vault.services.accounts import invite_as_operator
 from vault.services.health import readiness
 from vault.services.users import bootstrap
 from vault.settings import Settings
 from vault.web import app as web
-
-
-def _base_url(settings: Settings) -> str:
-    """Where this server is reached, for the links it prints: KINKO_PUBLIC_URL, else the
-    address it listens on."""
-    if settings.public_url:
-        return settings.public_url
-    host = settings.host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the address, not binding it
-        host = "127.0.0.1"
-    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 def create_app(settings: Settings | None = None, vault: Vault | None = None) -> FastAPI:
@@ -57,7 +47,7 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
                 flush=True,
             )
             # And a way in for a person: the admin sets a password through this link.
-            link = await run_in_threadpool(invite_as_operator, live, "admin", _base_url(settings))
+            link = await run_in_threadpool(invite_as_operator, live, "admin", settings.link_base)
             print(
                 f"kinko: to sign in on the web, open {link['url']} and set admin's password "
                 f"(valid until {link['expires_at']}, once)",
@@ -65,6 +55,7 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
                 flush=True,
             )
         app.state.vault = live
+        await run_in_threadpool(passwords.prepare)
         # Uploads run in worker threads of their own allowance, not the shared one that every
         # other request (authentication included) needs: see vault.api.documents.
         app.state.upload_limiter = CapacityLimiter(settings.upload_concurrency)

@@ -25,9 +25,7 @@ def invite(
 
     vault = open_vault(data_dir)
     try:
-        settings = vault.settings
-        base = settings.public_url or f"http://{settings.host}:{settings.port}"
-        link = invite_as_operator(vault, name, base)
+        link = invite_as_operator(vault, name, vault.settings.link_base)
     finally:
         vault.close()
     console.print(link["url"])

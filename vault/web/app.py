@@ -105,7 +105,9 @@ def root(request: Request) -> RedirectResponse:
 
 async def error_page(request: Request, exc: KinkoError) -> Response:
     """A refusal on a page, as a page in the reader's language (the API answers JSON)."""
-    ui = await page_ui(request)
+    # The request's own Ui when its dependency already resolved it (the usual case), else a
+    # fresh one (a refusal raised before the page's dependencies ran).
+    ui = getattr(request.state, "kinko_ui", None) or await page_ui(request)
     # Rendered in a worker thread: the menu of a signed-in page asks the catalog.
     return await ui.page("error.html", status=exc.status, message=ui.error_text(exc), code=exc.code)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import parse_qsl, quote
 from zoneinfo import ZoneInfo
 
@@ -212,18 +212,27 @@ class Ui:
         binding = self.session_secret or self.pre_nonce
         if accounts.csrf_valid(self.vault, binding, presented):
             return
-        await run_in_threadpool(_refuse_csrf, self.ctx, presented is None)
+        await self.refuse(
+            "auth.csrf",
+            Forbidden(
+                "the form's security token is missing or wrong; reload the page and try again",
+                code="csrf_missing" if presented is None else "csrf_invalid",
+            ),
+        )
+
+    async def refuse(self, action: str, exc: KinkoError, **subject: Any) -> NoReturn:
+        """Refuse a page request no service has seen yet (a forged or unreadable form), with
+        the deny event of ``action`` that its refusal by a service would have written."""
+        await run_in_threadpool(_refuse, self.ctx, action, exc, subject)
+        raise exc  # unreachable: the scope re-raises; keeps the type checker informed
 
     def local(self, value: datetime | str | None, with_zone: bool = True) -> str:
         return labels.local_time(value, self.tz, with_zone)
 
 
-def _refuse_csrf(ctx: Ctx, missing: bool) -> None:
-    with ctx.scope("auth.csrf"):
-        raise Forbidden(
-            "the form's security token is missing or wrong; reload the page and try again",
-            code="csrf_missing" if missing else "csrf_invalid",
-        )
+def _refuse(ctx: Ctx, action: str, exc: KinkoError, subject: dict[str, Any]) -> None:
+    with ctx.scope(action, **subject):
+        raise exc
 
 
 def safe_next(target: str | None) -> str:
@@ -243,7 +252,7 @@ async def page_ui(request: Request) -> Ui:
     pre = request.cookies.get(pre_cookie_name(vault))
     new_pre = not pre or len(pre) > 100
     lang = negotiate(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
-    return Ui(
+    ui = Ui(
         request=request,
         vault=vault,
         ctx=Ctx(vault, principal, info),
@@ -253,6 +262,9 @@ async def page_ui(request: Request) -> Ui:
         pre_nonce=secrets.token_urlsafe(24) if new_pre else str(pre),
         new_pre_nonce=new_pre,
     )
+    # Kept for the error page of this request, which then needs no second session look-up.
+    request.state.kinko_ui = ui
+    return ui
 
 
 async def member_ui(ui: Annotated[Ui, Depends(page_ui)]) -> Ui:

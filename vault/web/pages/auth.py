@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from vault.errors import KinkoError
 from vault.services import accounts
@@ -100,18 +100,7 @@ def switch_language(ui: AnyUi, lang: str, next: str | None = None) -> Response:
 
     A GET on purpose: it changes a display preference in the browser, nothing on the server.
     """
-    target = safe_next(next)
-    response = RedirectResponse(ui.root + target, status_code=303)
     if lang in LANGUAGES:
-        response.set_cookie(
-            LANG_COOKIE,
-            lang,
-            max_age=365 * 24 * 3600,
-            httponly=True,
-            samesite="strict",
-            secure=bool(
-                ui.vault.settings.public_url and ui.vault.settings.public_url.startswith("https://")
-            ),
-            path="/",
-        )
-    return response
+        # Through the page's own cookie path: HttpOnly, SameSite=Strict, Secure over HTTPS.
+        ui.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600)
+    return ui.redirect(safe_next(next))

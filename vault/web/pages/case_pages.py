@@ -198,15 +198,9 @@ async def _upload_form(ui: Ui, action: str, **subject: str) -> UploadForm:
     try:
         upload = await open_upload(ui.request, ui.vault.settings.upload_idle_timeout_seconds)
     except KinkoError as exc:
-        await ui.call(_refuse, ui.ctx, action, subject, exc)
-        raise
+        await ui.refuse(action, exc, **subject)
     await ui.check_csrf(upload.fields.get("csrf"))
     return upload
-
-
-def _refuse(ctx: Any, action: str, subject: dict[str, str], exc: KinkoError) -> None:
-    with ctx.scope(action, **subject):
-        raise exc
 
 
 def _file_of(upload: UploadForm) -> Any:
