@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import secrets
 import signal
@@ -59,15 +61,62 @@ def cli_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+# The database settings of each server a test started, by its data directory: a CLI command
+# run on that directory needs them when the databases are not files in it (PostgreSQL).  They
+# are kept in this process's environment, as test modules import this file under a second
+# name (tests.conftest) with module state of its own; children never see the variable, as
+# every child environment drops KINKO_* settings.
+_DATABASES_VAR = "KINKO_TEST_SERVER_DATABASES"
+
+
+def _databases_for(args: tuple[str, ...]) -> dict[str, str]:
+    known = json.loads(os.environ.get(_DATABASES_VAR, "{}"))
+    for flag, value in itertools.pairwise(args):
+        if flag == "--data-dir":
+            return dict(known.get(str(Path(value).resolve()), {}))
+    return {}
+
+
+def _remember_databases(data_dir: Path, databases: dict[str, str]) -> None:
+    known = json.loads(os.environ.get(_DATABASES_VAR, "{}"))
+    known[str(data_dir.resolve())] = databases
+    os.environ[_DATABASES_VAR] = json.dumps(known)
+
+
+def catalog_sql(srv: KinkoServer, sql: str, **params: Any) -> None:
+    """Change a server's catalog behind its back, as another node or an old version would:
+    one committed statement on whichever database the server runs on."""
+    from sqlalchemy import create_engine, text
+
+    url = srv.env.get("KINKO_DATABASE_URL") or f"sqlite:///{srv.data_dir / 'catalog.db'}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def server_cli_env(srv: KinkoServer, **overrides: str) -> dict[str, str]:
+    """``cli_env`` for a command run on ``srv``'s data directory: with its databases."""
+    databases = {
+        k: v for k, v in srv.env.items() if k in ("KINKO_DATABASE_URL", "KINKO_AUDIT_DATABASE_URL")
+    }
+    return cli_env(**databases, **overrides)
+
+
 def run_kinko(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``kinko`` CLI as a user would (text output captured, any exit code)."""
+    env = cli_env() if env is None else dict(env)
+    for key, value in _databases_for(args).items():
+        env.setdefault(key, value)
     return subprocess.run(
         [sys.executable, "-m", "vault.cli.main", *args],
         capture_output=True,
         text=True,
-        env=cli_env() if env is None else env,
+        env=env,
         cwd=ROOT,
         timeout=timeout,
         check=False,
@@ -188,6 +237,38 @@ def _s3_env_for_tests() -> dict[str, str]:
     }
 
 
+# KINKO_TEST_DATABASE=postgresql runs every server the tests start on PostgreSQL (catalog and
+# audit log in one fresh database per server), on one throwaway cluster shared by the run.
+TEST_DATABASE = os.environ.get("KINKO_TEST_DATABASE", "sqlite")
+_postgres: Any = None
+
+
+def shared_postgres() -> Any:
+    """The run's throwaway PostgreSQL cluster (tests/pg_support.py), started on first use."""
+    global _postgres
+    if _postgres is None:
+        import atexit
+
+        from pg_support import PostgresServer
+
+        server = PostgresServer()
+        server.init()
+        server.start()
+        _postgres = server
+
+        def _stop() -> None:
+            server.stop("immediate")
+            server.remove()
+
+        atexit.register(_stop)
+    return _postgres
+
+
+def _pg_env_for_tests() -> dict[str, str]:
+    url = shared_postgres().create_database("kinko_" + secrets.token_hex(6))
+    return {"KINKO_DATABASE_URL": url, "KINKO_AUDIT_DATABASE_URL": url}
+
+
 def make_server(tmp: Path, **extra_env: str) -> KinkoServer:
     data_dir = tmp / "data"
     token = "test-admin-" + secrets.token_hex(16)
@@ -195,7 +276,12 @@ def make_server(tmp: Path, **extra_env: str) -> KinkoServer:
     env.update({"KINKO_BOOTSTRAP_TOKEN": token, "PYTHONPATH": str(ROOT)})
     if TEST_STORAGE == "s3" and "KINKO_STORAGE" not in extra_env:
         env.update(_s3_env_for_tests())
+    if TEST_DATABASE == "postgresql" and "KINKO_DATABASE_URL" not in extra_env:
+        env.update(_pg_env_for_tests())
     env.update(extra_env)
+    databases = {k: env[k] for k in ("KINKO_DATABASE_URL", "KINKO_AUDIT_DATABASE_URL") if k in env}
+    if databases:
+        _remember_databases(data_dir, databases)
     return KinkoServer(data_dir=data_dir, admin_token=token, env=env)
 
 

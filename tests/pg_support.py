@@ -129,6 +129,16 @@ class PostgresServer:
         """Stop the server; ``mode="immediate"`` is a crash as far as clients can tell."""
         self._run(_tool("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
+    def create_database(self, name: str) -> str:
+        """A new empty database on this server; returns its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 

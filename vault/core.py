@@ -22,7 +22,9 @@ from vault.authz import Guard
 from vault.catalog.cache import CatalogCache
 from vault.db import (
     AUDIT_MIGRATIONS,
+    AUDIT_WRITE_LOCK,
     CATALOG_MIGRATIONS,
+    CATALOG_WRITE_LOCK,
     make_engine,
     single_statement,
     upgrade,
@@ -133,11 +135,15 @@ class Vault:
         # A catalog writer may wait for the audit store while holding the catalog lock, so the
         # catalog's busy timeout outlasts the audit's: a slow log gives 503, never "locked".
         catalog_engine = make_engine(
-            settings.catalog_url, busy_timeout_s=2 * settings.audit_timeout_seconds + 5
+            settings.catalog_url,
+            busy_timeout_s=2 * settings.audit_timeout_seconds + 5,
+            write_lock=CATALOG_WRITE_LOCK,
         )
         upgrade(catalog_engine, CATALOG_MIGRATIONS, "alembic_version")
         audit_engine = make_engine(
-            settings.audit_url, busy_timeout_s=settings.audit_timeout_seconds
+            settings.audit_url,
+            busy_timeout_s=settings.audit_timeout_seconds,
+            write_lock=AUDIT_WRITE_LOCK,
         )
         upgrade(audit_engine, AUDIT_MIGRATIONS, "alembic_version_audit")
 

@@ -1,4 +1,12 @@
-"""Engines and schema migrations for the catalog and the audit store."""
+"""Engines and schema migrations for the catalog and the audit store.
+
+Two databases are supported: SQLite files in the data directory (the embedded default, one
+node) and PostgreSQL through psycopg 3 (several nodes on one database).  Writers are
+serialised the same way on both, so the services need not know which one they run on: a
+transaction opened with ``writer`` takes SQLite's write lock when it begins (``BEGIN
+IMMEDIATE``) and, on PostgreSQL, a transaction-scoped advisory lock of its own store, which
+every node of the vault shares.  Reads never take it.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +22,39 @@ CATALOG_MIGRATIONS = _HERE / "catalog" / "migrations"
 AUDIT_MIGRATIONS = _HERE / "audit" / "migrations"
 
 
-def make_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:
+# Advisory lock keys (any 64-bit numbers; "KINKO" and a store number).  Migrations take the
+# first, so nodes starting together on an empty database migrate it exactly once; catalog
+# writers take the second, the audit store's writers other than appends the third (appends
+# serialise on the log's counter row instead, see vault.audit.log), and whoever cuts a
+# checkpoint the fourth.
+MIGRATION_LOCK = 0x4B494E4B4F00
+CATALOG_WRITE_LOCK = 0x4B494E4B4F01
+AUDIT_WRITE_LOCK = 0x4B494E4B4F02
+CHECKPOINT_LOCK = 0x4B494E4B4F03
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3, the driver Kinko ships for PostgreSQL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, *, busy_timeout_s: float = 5.0, write_lock: int | None = None) -> Engine:
     """Create an engine; SQLite gets WAL and full fsync on commit.
 
     ``synchronous=FULL`` is what makes a commit durable across power loss in WAL mode; the
     audit log's fail-closed promise and "an acknowledged write is never lost" both rest on it.
+    On PostgreSQL, ``synchronous_commit`` is forced on for every connection, whatever the
+    server's default, and ``write_lock`` names the advisory lock ``writer`` transactions take.
     """
+    url = normalize_url(url)
+    if is_postgres(url):
+        return _postgres_engine(url, busy_timeout_s=busy_timeout_s, write_lock=write_lock)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_s}
@@ -62,12 +97,57 @@ def make_engine(url: str, *, busy_timeout_s: float = 5.0) -> Engine:
     return engine
 
 
+def _postgres_engine(url: str, *, busy_timeout_s: float, write_lock: int | None) -> Engine:
+    timeout_ms = int(busy_timeout_s * 1000)
+    engine = create_engine(
+        url,
+        # Requests run on up to 40 worker threads (see the SQLite pool above).
+        pool_size=32,
+        max_overflow=16,
+        # A node whose database restarted finds its pooled connections dead; SQLAlchemy drops
+        # the whole pool at the first disconnect error, and this bounds how long a check-out
+        # may wait for a new one, so a database that is down gives 503s, not hung requests.
+        pool_timeout=busy_timeout_s,
+        connect_args={
+            "connect_timeout": max(1, int(busy_timeout_s)),
+            # A lock or a statement that waits longer than a request may is an error the
+            # request reports (503 for the audit log), never a hung worker thread.
+            "options": (
+                f"-c synchronous_commit=on -c lock_timeout={timeout_ms} "
+                f"-c statement_timeout={4 * timeout_ms} "
+                "-c idle_in_transaction_session_timeout=60000"
+            ),
+            "application_name": "kinko",
+        },
+    )
+    if write_lock is not None:
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Writers of one store run one at a time across every node, as SQLite's write lock
+            # makes them do on one machine: services read, decide and write in one
+            # transaction (the next version number, a sign-in attempt's count) and rely on
+            # nobody writing in between.  The lock ends with the transaction.
+            options = conn.get_execution_options()
+            if options.get("kinko_write") and not options.get("kinko_append"):
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({write_lock})")
+
+    return engine
+
+
 def upgrade(engine: Engine, script_location: Path, version_table: str) -> None:
-    """Apply Alembic migrations up to head on this engine (idempotent, safe at every start)."""
+    """Apply Alembic migrations up to head on this engine (idempotent, safe at every start).
+
+    On PostgreSQL the migrations run in one transaction that first takes the migration lock:
+    nodes started together on an empty database wait for the first one, then find the schema
+    at head and do nothing.
+    """
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.attributes["version_table"] = version_table
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()

@@ -9,6 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vault.db import normalize_url
+
+_DATABASE_SCHEMES = ("sqlite:", "postgresql://", "postgresql+psycopg://", "postgres://")
+
 
 def default_policies_dir() -> Path:
     """Where the shipped Casbin model and tables live.
@@ -34,6 +38,9 @@ class Settings(BaseSettings):
     # stores: the audit log must be able to fail on its own, and a read must then fail too.
     database_url: str | None = None
     audit_database_url: str | None = None
+    # The database password as a file (a mounted secret), for URLs that name a user but no
+    # password: a password written into KINKO_DATABASE_URL would sit in the environment.
+    database_password_file: Path | None = None
     storage: Literal["local", "s3"] = "local"
     key_provider: Literal["local", "aws-kms"] = "local"
     # S3-compatible blob storage (AWS S3, MinIO, Ceph, moto).  Region and credentials come from
@@ -106,6 +113,19 @@ class Settings(BaseSettings):
             raise ValueError("public_url must look like https://host[:port][/path]")
         return v
 
+    @field_validator("database_url", "audit_database_url")
+    @classmethod
+    def _supported_database(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not v.startswith(_DATABASE_SCHEMES):
+            raise ValueError(
+                "database URLs must be sqlite:///PATH or "
+                "postgresql+psycopg://USER[:PASSWORD]@HOST:PORT/DB (postgresql:// means the same)"
+            )
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, v: str) -> str:
@@ -135,11 +155,26 @@ class Settings(BaseSettings):
 
     @property
     def catalog_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'catalog.db'}"
+        if self.database_url:
+            return self._with_password(normalize_url(self.database_url))
+        return f"sqlite:///{self.data_dir.resolve() / 'catalog.db'}"
 
     @property
     def audit_url(self) -> str:
-        return self.audit_database_url or f"sqlite:///{self.data_dir.resolve() / 'audit.db'}"
+        if self.audit_database_url:
+            return self._with_password(normalize_url(self.audit_database_url))
+        return f"sqlite:///{self.data_dir.resolve() / 'audit.db'}"
+
+    def _with_password(self, url: str) -> str:
+        if self.database_password_file is None or url.startswith("sqlite"):
+            return url
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.password is not None:
+            return url
+        password = self.database_password_file.read_text().strip()
+        return parsed.set(password=password).render_as_string(hide_password=False)
 
     @property
     def blob_dir(self) -> Path:

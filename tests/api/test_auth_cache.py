@@ -3,11 +3,10 @@ them, and within 1 s when another process does (vault.catalog.cache)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime
 
-from conftest import KinkoServer
+from conftest import KinkoServer, catalog_sql
 
 
 def test_revocation_applies_to_the_very_next_request(server: KinkoServer) -> None:
@@ -41,11 +40,8 @@ def test_a_change_made_by_another_process_applies_within_one_second(server: Kink
     assert c.http.get("/api/v1/me").status_code == 200
     # Another node (or the CLI) revokes the token straight in the shared catalog: this server
     # commits nothing, so only the cache's time bound can end the token's use here.
-    db = sqlite3.connect(server.data_dir / "catalog.db", timeout=10)
-    with db:
-        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
-        db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (now, tok["id"]))
-    db.close()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    catalog_sql(server, "UPDATE tokens SET revoked_at = :now WHERE id = :id", now=now, id=tok["id"])
     changed = time.monotonic()
     while c.http.get("/api/v1/me").status_code == 200:
         assert time.monotonic() - changed < 1.5, "a revoked token still worked after 1.5 s"

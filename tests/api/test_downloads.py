@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from clients import KinkoClient
-from tests.conftest import KinkoServer
+from tests.conftest import KinkoServer, catalog_sql
 
 PURPOSE = {"X-Access-Purpose": quote("ダウンロードの確認", safe="")}
 SAFE_FALLBACK = re.compile(r"[A-Za-z0-9 ._()+-]+")
@@ -186,10 +185,9 @@ def test_an_invalid_content_type_is_refused_before_anything_is_stored(
 
 def test_a_version_stored_before_types_were_kept_is_octet_stream(scene: Scene) -> None:
     doc = upload(scene.drafter, scene.case, "古い版", b"old", "text/plain").json()["id"]
-    db = sqlite3.connect(scene.srv.data_dir / "catalog.db", timeout=30)
-    with db:
-        db.execute("UPDATE versions SET content_type_sealed = NULL WHERE document_id = ?", (doc,))
-    db.close()
+    catalog_sql(
+        scene.srv, "UPDATE versions SET content_type_sealed = NULL WHERE document_id = :d", d=doc
+    )
     got = content(scene.drafter, doc, headers=PURPOSE)
     assert got.status_code == 200
     assert got.headers["content-type"] == "application/octet-stream"

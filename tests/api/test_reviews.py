@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import pytest
 from sqlalchemy import insert
 
 from clients import KinkoClient
-from tests.conftest import ROOT, KinkoServer, make_server
+from tests.conftest import ROOT, KinkoServer, make_server, server_cli_env
 from vault.audit.log import canonical_bytes, format_time, leaf_hash
 from vault.audit.models import AuditEvent
 from vault.core import Vault
@@ -603,8 +602,7 @@ def test_cli_report_beside_a_running_server(server: KinkoServer, scene: Scene) -
     p = purpose()
     rid = read(scene.drafter, scene.budget, p)
     today = event_of(scene.auditor, rid, action="document.read")["time"][:10]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = server_cli_env(server)
     base = [sys.executable, "-m", "vault.cli.main", "review", "report"]
     args = ["--data-dir", str(server.data_dir), "--date", today]
 
@@ -735,8 +733,7 @@ def test_items_and_csv_name_the_document_for_those_who_may_see_it(tmp_path: Path
         assert by_sup[names]["class"] == "evaluator_names"
 
         # kinko review report on the data directory: the same bytes a spreadsheet expects.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-        env.update({"PYTHONPATH": str(ROOT), "KINKO_TIMEZONE": "Asia/Tokyo"})
+        env = server_cli_env(srv, KINKO_TIMEZONE="Asia/Tokyo")
         out = subprocess.run(
             [sys.executable, "-m", "vault.cli.main", "review", "report", "--data-dir",
              str(srv.data_dir), "--date", day.date().isoformat(), "--format", "csv"],
@@ -764,8 +761,7 @@ def test_titles_of_a_shredded_case_are_gone_from_the_report(fresh_server: KinkoS
     rid = read(drafter, doc, "廃棄前の確認")
     today = event_of(auditor, rid, action="document.read")["time"][:10]
     sup.transition(case, "closed")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINKO_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = server_cli_env(srv)
     shred = subprocess.run(
         [sys.executable, "-m", "vault.cli.main", "case", "shred", "R8-SH1", "--confirm",
          "--data-dir", str(srv.data_dir)],

@@ -1,11 +1,19 @@
 """Appending to and querying the audit log.
 
 Every request is appended through ``AuditLog.append``, which returns only once the event is
-durably committed (SQLite WAL with ``synchronous=FULL``).  A single writer thread batches the
-events that arrive while a commit is in flight into the next commit (group commit): one fsync
-per batch instead of one per request, which is what lets audited reads run at hundreds per
-second on SQLite.  If the store cannot be written, every waiting request gets
-``AuditUnavailable`` and the API answers 503 without serving anything (fail closed).
+durably committed (SQLite WAL with ``synchronous=FULL``; PostgreSQL with ``synchronous_commit``
+on).  A single writer thread batches the events that arrive while a commit is in flight into
+the next commit (group commit): one fsync per batch instead of one per request, which is what
+lets audited reads run at hundreds per second on SQLite.  If the store cannot be written,
+every waiting request gets ``AuditUnavailable`` and the API answers 503 without serving
+anything (fail closed).
+
+Several nodes may append to one PostgreSQL log.  Each batch locks the log's counter row
+(``audit_head``, ``SELECT ... FOR UPDATE``), numbers its events from it, adds the Merkle nodes
+they complete and moves the counter on, all in one transaction: the next batch, from whichever
+node, waits for that commit, so ``seq`` is 0..n-1 without gap or duplicate and events commit
+in ``seq`` order.  Hashing a batch into the tree is a few microseconds per event, so it is done
+right there; only checkpoints (signing, anchoring) are cut apart, by one node at a time.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from vault.audit.models import AuditCheckpoint, AuditEvent
 from vault.audit.note import Checkpoint, NoteSigner, format_checkpoint
 from vault.audit.records import build_record, system_info
 from vault.audit.tree import TreeReader
+from vault.db import CHECKPOINT_LOCK
 from vault.errors import AuditUnavailable, BadRequest
 
 log = logging.getLogger("kinko.audit")
@@ -66,6 +75,21 @@ _INSERT_EVENTS = (
     "canonical, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_NODES = "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)"
+_READ_HEAD = "SELECT size FROM audit_head WHERE id = 1"
+_MOVE_HEAD = "UPDATE audit_head SET size = ? WHERE id = 1"
+
+
+def lock_head(conn: Connection) -> int:
+    """The log's size, read from its counter row and locked until the transaction ends.
+
+    On SQLite the transaction already holds the database's write lock (``BEGIN IMMEDIATE``);
+    on PostgreSQL ``FOR UPDATE`` makes every other appender wait here for this commit.
+    """
+    sql = _READ_HEAD + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+    size = conn.exec_driver_sql(sql).scalar()
+    if size is None:
+        raise RuntimeError("the audit store has no counter row (audit_head); migrate it")
+    return int(size)
 
 
 def _driver_sql(conn: Connection, sql: str) -> str:
@@ -114,7 +138,9 @@ class AuditLog:
         checkpoint_interval: float = 10.0,
         anchor: S3Anchor | None = None,
     ) -> None:
-        self._engine = engine.execution_options(kinko_write=True)
+        # Appends take the write lock on SQLite; on PostgreSQL they serialise on the counter
+        # row alone, not on the advisory lock of the store's other writers (vault.db).
+        self._engine = engine.execution_options(kinko_write=True, kinko_append=True)
         self._read_engine = engine
         self._timeout = timeout
         self._batch_max = batch_max
@@ -320,10 +346,9 @@ class AuditLog:
     ) -> tuple[list[dict[str, Any]], CompactRange]:
         now = format_time(datetime.now(UTC))
         events: list[dict[str, Any]] = []
-        # The next seq is read inside the write transaction, so appends from another process
-        # (the CLI) interleave without gaps or duplicates.
-        last = conn.exec_driver_sql("SELECT MAX(seq) FROM audit_events").scalar()
-        seq = -1 if last is None else int(last)
+        # The next seq comes from the locked counter row, so appends from other processes (the
+        # CLI, other nodes) interleave without gaps or duplicates.
+        seq = lock_head(conn) - 1
         compact = self._resume(conn, seq + 1)
         rows: list[tuple[Any, ...]] = []
         nodes: list[tuple[int, int, bytes]] = []
@@ -355,6 +380,7 @@ class AuditLog:
         conn.exec_driver_sql(_driver_sql(conn, _INSERT_EVENTS), rows)
         if nodes:
             conn.exec_driver_sql(_driver_sql(conn, _INSERT_NODES), nodes)
+        conn.exec_driver_sql(_driver_sql(conn, _MOVE_HEAD), (seq + 1,))
         return events, compact
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -390,7 +416,18 @@ class AuditLog:
         if self._signer is None:
             raise RuntimeError("no checkpoint signing key configured")
         with self._engine.begin() as conn:
-            size = conn.execute(text("SELECT COUNT(*) FROM audit_events")).scalar() or 0
+            if conn.dialect.name == "postgresql":
+                # One node cuts at a time; a periodic cut that finds another node cutting
+                # leaves it to that one rather than queueing behind it.
+                if force:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CHECKPOINT_LOCK})")
+                elif not conn.exec_driver_sql(
+                    f"SELECT pg_try_advisory_xact_lock({CHECKPOINT_LOCK})"
+                ).scalar():
+                    return None
+            # Locking the counter row first fixes the size: no event can land between the
+            # root computed below and this checkpoint's own event, from any node.
+            size = lock_head(conn)
             last = conn.execute(
                 select(AuditCheckpoint.size, AuditCheckpoint.time, AuditCheckpoint.note)
                 .order_by(AuditCheckpoint.size.desc())

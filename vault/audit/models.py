@@ -36,6 +36,15 @@ class AuditEvent(AuditBase):
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class AuditHead(AuditBase):
+    """The counter row: how many events the log holds (one row, id 1)."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+
+
 class AuditTreeNode(AuditBase):
     """A perfect subtree of the Merkle tree above the leaves (level >= 1)."""
 

@@ -88,7 +88,9 @@ def open_vault(data_dir: Path | None, *, needs: Literal["catalog", "audit"] = "c
     if needs == "catalog":
         present = settings.database_url is not None or (settings.data_dir / "catalog.db").exists()
     else:
-        present = (settings.data_dir / "audit.db").exists()
+        present = (
+            settings.audit_database_url is not None or (settings.data_dir / "audit.db").exists()
+        )
     if not present:
         fail(f"no vault in {settings.data_dir}")
     # An unusable key provider or database is reported by the ``kinko`` group in one line.

@@ -93,6 +93,11 @@ def describe(exc: BaseException) -> str | None:
         # The driver's own message says what failed ("unable to open database file",
         # "connection refused"); SQLAlchemy's wrapper adds the statement and a web link.
         return f"cannot use the database: {exc.orig}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
+        return (
+            "PostgreSQL needs the driver psycopg 3, which is not installed "
+            "(pip install 'kinko[postgresql]')"
+        )
     if isinstance(exc, ModuleNotFoundError) and exc.name in _DB_DRIVERS:
         return (
             f"the database URL needs the driver {exc.name!r}, which is not installed "

@@ -5,7 +5,8 @@ scope opened by a service translates through ``translate`` before it records the
 log's ``reason`` and the HTTP answer always agree, and the audit package needs to know nothing
 about SQLAlchemy or the blob stores.
 
-- a locked or unreachable catalog (``OperationalError``) or blob store (``StorageUnavailable``,
+- a locked or unreachable catalog (``OperationalError``, a dropped connection, no free
+  connection in time) or blob store (``StorageUnavailable``,
   a full disk included) is an outage: 503 ``store_unavailable``;
 - input that is too deeply nested for the parser (``RecursionError``) is the client's: 400;
 - anything else unexpected is a bug: logged with its traceback and answered as a plain 500.
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vault.errors import BadRequest, KinkoError, StoreUnavailable
 from vault.storage.base import StorageUnavailable
@@ -26,7 +28,7 @@ log = logging.getLogger("kinko.services")
 def translate(exc: BaseException) -> KinkoError:
     if isinstance(exc, KinkoError):
         return exc
-    if isinstance(exc, OperationalError | StorageUnavailable):
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | StorageUnavailable):
         log.warning("store unavailable: %s", exc)
         return StoreUnavailable("the store could not answer in time; retry")
     if isinstance(exc, RecursionError):
