@@ -20,6 +20,7 @@ from vault.audit.log import AuditLog
 from vault.audit.signing import load_or_create_signer
 from vault.authz import Guard
 from vault.catalog.cache import CatalogCache
+from vault.catalog.changes import ChangeWatcher, announce
 from vault.db import (
     AUDIT_MIGRATIONS,
     AUDIT_WRITE_LOCK,
@@ -111,6 +112,8 @@ class Vault:
     idempotency_secret: bytes = b""
     # Bearer token hash -> what it authenticates as (vault.services.users.authenticate).
     tokens: CatalogCache[str, Any] = field(default_factory=CatalogCache)
+    # On PostgreSQL, the server's watcher of other nodes' catalog changes.
+    watcher: ChangeWatcher | None = None
     # Connections for the hot read path, which asks the catalog one statement per request.
     lookup_engine: Engine = field(init=False, repr=False)
 
@@ -174,6 +177,15 @@ class Vault:
             # be answered from what the cache held before it (a revoked token, say).
             tokens.invalidate()
 
+        watcher: ChangeWatcher | None = None
+        if catalog_engine.dialect.name == "postgresql":
+            # Other nodes' caches are emptied too, the moment this commit lands
+            # (vault.catalog.changes); the cache's lifetime stays the bound if they miss it.
+            event.listen(write_session, "before_commit", announce)
+            if server:
+                watcher = ChangeWatcher(settings.catalog_url, tokens.invalidate)
+                watcher.start()
+
         return cls(
             settings=settings,
             catalog_engine=catalog_engine,
@@ -186,9 +198,12 @@ class Vault:
             audit=audit,
             idempotency_secret=load_or_create_secret(settings.server_key_path),
             tokens=tokens,
+            watcher=watcher,
         )
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.audit.stop()
         self.catalog_engine.dispose()
         self.audit_engine.dispose()

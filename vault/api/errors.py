@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -12,8 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault.errors import KinkoError
-
-log = logging.getLogger("kinko.api")
+from vault.services.errors import translate
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -59,6 +57,11 @@ def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
         return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(Exception)
-    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal error")
+    async def _unexpected(req: Request, exc: Exception) -> Response:
+        # What no audit scope saw (authentication of the bearer token, say) goes through the
+        # same map as the services' failures: an unreachable catalog is a 503 outage, not a
+        # bug; anything else is logged and answered as a plain 500.
+        err = translate(exc)
+        if pages is not None and req.url.path.startswith("/ui/"):
+            return await pages(req, err)
+        return error_response(err.status, err.code, err.message)

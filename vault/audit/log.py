@@ -261,59 +261,71 @@ class AuditLog:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < self._batch_max:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            # Claim each event; one whose request already gave up (cancelled) is dropped.
-            batch = [p for p in batch if p.future.set_running_or_notify_cancel()]
-            if not batch:
-                if stop:
-                    return
-                continue
-            try:
-                events = self._commit_batch([p.record for p in batch])
-            except Exception as exc:
-                err = AuditUnavailable(f"the audit log could not be written: {exc}")
-                for p in batch:
-                    p.future.set_exception(err)
-            else:
-                for p, ev in zip(batch, events, strict=True):
-                    p.future.set_result(ev)
-            if stop:
+            if self._commit_batch([first]):
                 return
+
+    def _drain(self, batch: list[_Pending]) -> bool:
+        """Add every event waiting in the queue to ``batch``; True if asked to stop."""
+        while len(batch) < self._batch_max:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
+
+    def _commit_batch(self, batch: list[_Pending]) -> bool:
+        """Commit ``batch`` and whatever else is queued by the time the log's lock is held.
+
+        The batch is gathered *after* the counter row (or SQLite's write lock) is taken: with
+        several nodes appending, a node waits there for another node's commit, and every event
+        that arrives meanwhile joins this commit instead of waiting for the next one.  Each
+        event is claimed just before it is written; one whose request already gave up
+        (cancelled) is dropped.  Returns True when the queue asked the writer to stop.
+
+        The writer thread keeps one connection open between batches: checking one out of the
+        pool and resetting it on return cost as much as the rest of a batch.  After any
+        failure the connection is dropped, so the next batch starts on a fresh one (a store
+        that comes back is used again without a restart).
+        """
+        claimed: list[_Pending] = []
+        stop = False
+        compact: CompactRange | None = None
+        events: list[dict[str, Any]] = []
+        try:
+            conn = self._writer_conn
+            if conn is None:
+                conn = self._writer_conn = self._engine.connect()
+            try:
+                with conn.begin():
+                    head = lock_head(conn)
+                    stop = self._drain(batch)
+                    claimed = [p for p in batch if p.future.set_running_or_notify_cancel()]
+                    if claimed:
+                        events, compact = self._insert(conn, [p.record for p in claimed], head=head)
+            except BaseException:
+                self._writer_conn = None
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
+        except Exception as exc:
+            if not claimed:
+                claimed = [p for p in batch if p.future.set_running_or_notify_cancel()]
+            err = AuditUnavailable(f"the audit log could not be written: {exc}")
+            for p in claimed:
+                p.future.set_exception(err)
+            return stop
+        if compact is not None:
+            self._remember(compact)
+        for p, ev in zip(claimed, events, strict=True):
+            p.future.set_result(ev)
+        return stop
 
     def _commit(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._engine.begin() as conn:
             events, compact = self._insert(conn, records)
-        self._remember(compact)
-        return events
-
-    def _commit_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``_commit`` on the writer thread's own connection, kept open between batches.
-
-        Checking a connection out of the pool and resetting it on return cost as much as the
-        rest of a batch.  After any failure the connection is dropped, so the next batch starts
-        on a fresh one (a store that comes back is used again without a restart).
-        """
-        conn = self._writer_conn
-        if conn is None:
-            conn = self._writer_conn = self._engine.connect()
-        try:
-            with conn.begin():
-                events, compact = self._insert(conn, records)
-        except BaseException:
-            self._writer_conn = None
-            with contextlib.suppress(Exception):
-                conn.close()
-            raise
         self._remember(compact)
         return events
 
@@ -342,13 +354,14 @@ class AuditLog:
         return self._insert(conn, records)[0]
 
     def _insert(
-        self, conn: Connection, records: list[dict[str, Any]]
+        self, conn: Connection, records: list[dict[str, Any]], *, head: int | None = None
     ) -> tuple[list[dict[str, Any]], CompactRange]:
         now = format_time(datetime.now(UTC))
         events: list[dict[str, Any]] = []
         # The next seq comes from the locked counter row, so appends from other processes (the
-        # CLI, other nodes) interleave without gaps or duplicates.
-        seq = lock_head(conn) - 1
+        # CLI, other nodes) interleave without gaps or duplicates.  ``head`` is the size a
+        # caller already read under that lock in this transaction.
+        seq = (lock_head(conn) if head is None else head) - 1
         compact = self._resume(conn, seq + 1)
         rows: list[tuple[Any, ...]] = []
         nodes: list[tuple[int, int, bytes]] = []

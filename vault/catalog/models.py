@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -238,3 +239,17 @@ class Notification(Base):
     ref: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CatalogChange(Base):
+    """One row counting the catalog's committed changes (id 1).
+
+    Every write through a write session moves it on (vault.catalog.changes), so a node that
+    keeps answers of the catalog in memory can tell that another node changed something: it
+    polls this row as the truth and listens for the notification sent with each change.
+    """
+
+    __tablename__ = "catalog_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
