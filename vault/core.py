@@ -147,6 +147,9 @@ class Vault:
             settings.audit_url,
             busy_timeout_s=settings.audit_timeout_seconds,
             write_lock=AUDIT_WRITE_LOCK,
+            # Appends go through the writer thread's one connection; the rest of the audit
+            # store's use (queries, proofs, review decisions) needs a few more.
+            pool=(4, 8),
         )
         upgrade(audit_engine, AUDIT_MIGRATIONS, "alembic_version_audit")
 

@@ -16,6 +16,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 _HERE = Path(__file__).resolve().parent
 CATALOG_MIGRATIONS = _HERE / "catalog" / "migrations"
@@ -33,6 +35,11 @@ AUDIT_WRITE_LOCK = 0x4B494E4B4F02
 CHECKPOINT_LOCK = 0x4B494E4B4F03
 
 
+# What a database that is locked, unreachable or out of connections raises: an outage the
+# caller reports (503) or, for best-effort bookkeeping, shrugs off, never a bug.
+STORE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith("postgresql")
 
@@ -44,17 +51,27 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, busy_timeout_s: float = 5.0, write_lock: int | None = None) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_s: float = 5.0,
+    write_lock: int | None = None,
+    pool: tuple[int, int] = (20, 10),
+) -> Engine:
     """Create an engine; SQLite gets WAL and full fsync on commit.
 
     ``synchronous=FULL`` is what makes a commit durable across power loss in WAL mode; the
     audit log's fail-closed promise and "an acknowledged write is never lost" both rest on it.
     On PostgreSQL, ``synchronous_commit`` is forced on for every connection, whatever the
-    server's default, and ``write_lock`` names the advisory lock ``writer`` transactions take.
+    server's default, ``write_lock`` names the advisory lock ``writer`` transactions take, and
+    ``pool`` is (connections kept, extra ones allowed): every node holds up to their sum, and
+    PostgreSQL's default ``max_connections`` is 100 for all nodes together.
     """
     url = normalize_url(url)
     if is_postgres(url):
-        return _postgres_engine(url, busy_timeout_s=busy_timeout_s, write_lock=write_lock)
+        return _postgres_engine(
+            url, busy_timeout_s=busy_timeout_s, write_lock=write_lock, pool=pool
+        )
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_s}
@@ -97,26 +114,40 @@ def make_engine(url: str, *, busy_timeout_s: float = 5.0, write_lock: int | None
     return engine
 
 
-def _postgres_engine(url: str, *, busy_timeout_s: float, write_lock: int | None) -> Engine:
+def _postgres_engine(
+    url: str, *, busy_timeout_s: float, write_lock: int | None, pool: tuple[int, int]
+) -> Engine:
     timeout_ms = int(busy_timeout_s * 1000)
     engine = create_engine(
         url,
-        # Requests run on up to 40 worker threads (see the SQLite pool above).
-        pool_size=32,
-        max_overflow=16,
+        pool_size=pool[0],
+        max_overflow=pool[1],
         # A node whose database restarted finds its pooled connections dead; SQLAlchemy drops
         # the whole pool at the first disconnect error, and this bounds how long a check-out
         # may wait for a new one, so a database that is down gives 503s, not hung requests.
         pool_timeout=busy_timeout_s,
         connect_args={
             "connect_timeout": max(1, int(busy_timeout_s)),
-            # A lock or a statement that waits longer than a request may is an error the
-            # request reports (503 for the audit log), never a hung worker thread.
+            # A lock that waits longer than a request may is an error the request reports
+            # (503 for the audit log), never a hung worker thread.  Statements themselves are
+            # not bounded: an export of a long log may rightly take minutes.
+            #
+            # A transaction left idle by a node that froze or was cut off holding a lock (the
+            # catalog's advisory lock, the audit counter row) is ended by the server after a
+            # minute, and the server's end of a vanished connection is probed like ours below,
+            # so one stalled node cannot hold every other node's writes for hours.
             "options": (
                 f"-c synchronous_commit=on -c lock_timeout={timeout_ms} "
-                f"-c statement_timeout={4 * timeout_ms} "
-                "-c idle_in_transaction_session_timeout=60000"
+                "-c idle_in_transaction_session_timeout=60000 "
+                "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+                "-c tcp_keepalives_count=3"
             ),
+            # A database host that vanishes without closing the connection (a network
+            # partition) is noticed within about 25 s rather than the system's two hours.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
             "application_name": "kinko",
         },
     )
@@ -151,6 +182,18 @@ def upgrade(engine: Engine, script_location: Path, version_table: str) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
+
+
+def snapshot(engine: Engine) -> Engine:
+    """The same engine, for transactions whose statements must all see one snapshot.
+
+    SQLite's WAL gives every read transaction one snapshot; PostgreSQL's default (READ
+    COMMITTED) gives each statement its own, so there the transaction asks for REPEATABLE
+    READ (read-only here, so it never fails on a conflict).
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
 
 
 def single_statement(engine: Engine) -> Engine:

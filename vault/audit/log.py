@@ -261,8 +261,13 @@ class AuditLog:
             first = self._queue.get()
             if first is None:
                 return
-            if self._commit_batch([first]):
-                return
+            try:
+                if self._commit_batch([first]):
+                    return
+            except Exception:
+                # A bug here must not end the writer: every later request would then wait
+                # for a thread that is gone.  The requests of this batch time out (503).
+                log.exception("the audit writer failed on a batch; it carries on")
 
     def _drain(self, batch: list[_Pending]) -> bool:
         """Add every event waiting in the queue to ``batch``; True if asked to stop."""
@@ -290,7 +295,9 @@ class AuditLog:
         failure the connection is dropped, so the next batch starts on a fresh one (a store
         that comes back is used again without a restart).
         """
-        claimed: list[_Pending] = []
+        # None until the batch's events are claimed, which happens once: a future that was
+        # cancelled may not be asked again (concurrent.futures raises).
+        claimed: list[_Pending] | None = None
         stop = False
         compact: CompactRange | None = None
         events: list[dict[str, Any]] = []
@@ -311,7 +318,7 @@ class AuditLog:
                     conn.close()
                 raise
         except Exception as exc:
-            if not claimed:
+            if claimed is None:
                 claimed = [p for p in batch if p.future.set_running_or_notify_cancel()]
             err = AuditUnavailable(f"the audit log could not be written: {exc}")
             for p in claimed:
@@ -319,7 +326,7 @@ class AuditLog:
             return stop
         if compact is not None:
             self._remember(compact)
-        for p, ev in zip(claimed, events, strict=True):
+        for p, ev in zip(claimed or [], events, strict=True):
             p.future.set_result(ev)
         return stop
 
@@ -330,10 +337,15 @@ class AuditLog:
         return events
 
     def _remember(self, compact: CompactRange) -> None:
-        """Keep the frontier of a committed transaction for the next append."""
+        """Keep the frontier of a committed transaction for the next append.
+
+        The newest commit always wins, whatever its size: any committed frontier is a prefix
+        of the log as the store now holds it, while keeping only the largest one would reuse
+        a frontier the store no longer agrees with once a database is restored to an earlier
+        state (the size check in ``_resume`` would match it again later).
+        """
         with self._frontier_lock:
-            if self._frontier is None or compact.size > self._frontier.size:
-                self._frontier = compact
+            self._frontier = compact
 
     def _resume(self, conn: Connection, size: int) -> CompactRange:
         """A compact range at ``size``: the remembered one when it is still current."""

@@ -53,6 +53,12 @@ def _connect_kwargs(url: str) -> dict[str, Any]:
         "connect_timeout": 5,
         "application_name": "kinko-watcher",
         "autocommit": True,
+        # A database that vanished without closing the connection is noticed in ~25 s; the
+        # cache's own lifetime bounds staleness meanwhile.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
     }
     kwargs.update({k: v for k, v in parsed.query.items() if isinstance(v, str)})
     return {k: v for k, v in kwargs.items() if v is not None}
@@ -89,11 +95,12 @@ class ChangeWatcher:
                     # Whatever changed while this watcher was not listening is unknown.
                     self._on_change()
                     while not self._stopping.is_set():
-                        woken = False
-                        for _ in conn.notifies(timeout=self._poll, stop_after=1):
-                            woken = True
+                        # Each notification empties the cache at once (a cheap call); the
+                        # counter is read once per period, however many changes came.
+                        for _ in conn.notifies(timeout=self._poll):
+                            self._on_change()
                         now = self._version(conn)
-                        if woken or now != seen:
+                        if now != seen:
                             seen = now
                             self._on_change()
             except Exception as exc:

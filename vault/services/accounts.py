@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from vault.audit.records import cli_record
@@ -24,7 +23,7 @@ from vault.authz import Principal
 from vault.catalog.models import Invitation, SignInFailure, User, WebSession
 from vault.catalog.types import utcnow
 from vault.core import Vault
-from vault.db import writer
+from vault.db import STORE_ERRORS, writer
 from vault.errors import (
     BadRequest,
     Forbidden,
@@ -252,7 +251,7 @@ def _release(ctx: Ctx, attempt: int) -> None:
     try:
         with writer(ctx.vault.catalog_engine).begin() as conn:
             conn.execute(delete(SignInFailure).where(SignInFailure.id == attempt))
-    except OperationalError:
+    except STORE_ERRORS:
         pass  # it then counts against the user for one window, which is the safe side
 
 
@@ -271,7 +270,7 @@ def sign_in(ctx: Ctx, name: str, password: str, replaces: str | None = None) -> 
     attempt: int | None = None
     try:
         attempt = _reserve_attempt(ctx, user_key, ip, now)
-    except OperationalError:
+    except STORE_ERRORS:
         # Fail closed: an attempt that cannot be counted is not checked.
         failure = StoreUnavailable("the vault is busy; try again", code="store_unavailable")
     if failure is None and attempt is None:
@@ -410,7 +409,7 @@ def _touch(vault: Vault, digest: str, now: datetime, ended: str | None) -> None:
                 .where(WebSession.id_hash == digest, WebSession.ended_at.is_(None))
                 .values(**values)
             )
-    except OperationalError:
+    except STORE_ERRORS:
         pass  # Best effort, like a token's last use; the next request tries again.
 
 

@@ -22,6 +22,7 @@ from vault.audit.bundle import write_bundle
 from vault.audit.models import AuditEvent
 from vault.audit.tree import TreeReader
 from vault.core import Vault
+from vault.db import snapshot
 from vault.errors import BadRequest, NotFound
 from vault.services.context import Ctx
 
@@ -107,9 +108,9 @@ def export_snapshot(vault: Vault, out: Path, since_seq: int = 0) -> int:
     """
     signer = vault.audit.signer
     assert signer is not None
-    with vault.audit_engine.connect() as conn, conn.begin():
-        # Everything below is read inside one transaction: SQLite's WAL gives it one snapshot,
-        # so events, tree and checkpoints agree even while the server keeps appending.
+    with snapshot(vault.audit_engine).connect() as conn, conn.begin():
+        # Everything below is read inside one transaction that sees one snapshot (vault.db),
+        # so events, tree and checkpoints agree even while the nodes keep appending.
         size = vault.audit.size_in(conn)
         first = min(max(since_seq, 0), size)
         frontier = TreeReader(conn).frontier(first) if first > 0 else None

@@ -36,6 +36,7 @@ from vault.catalog.queries import (
 )
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import ciphertext_size, new_data_key
+from vault.db import STORE_ERRORS
 from vault.domain import (
     DEFAULT_MEDIA_TYPE,
     DomainError,
@@ -455,6 +456,7 @@ def _commit(
     vault = ctx.vault
     now = ctx.now()
     fp = plan.fingerprint(ctx, digest)
+    committing = False
     try:
         with vault.write_session() as s:
             # Everything decided before the upload is decided again under the write lock: the
@@ -527,9 +529,15 @@ def _commit(
             s.flush()
             ev.set(document_id=plan.doc_id, version=plan.version)
             ev.allow()
+            committing = True
             s.commit()
-    except BaseException:
-        _discard(ctx, blob_name)
+    except BaseException as exc:
+        # A commit that failed on the connection (a database failover, a node cut off at
+        # that moment) may have landed all the same: the version would then be visible and
+        # need its blob.  Such a blob is kept; if the version did not land, it is ciphertext
+        # nobody refers to, which ``kinko storage gc`` removes.
+        if not (committing and isinstance(exc, STORE_ERRORS)):
+            _discard(ctx, blob_name)
         raise
     if plan.create:
         return {"id": plan.doc_id, "class": plan.cls, "title": plan.title, "version": 1}

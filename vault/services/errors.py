@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
+from vault.db import STORE_ERRORS
 from vault.errors import BadRequest, KinkoError, StoreUnavailable
 from vault.storage.base import StorageUnavailable
 
@@ -28,7 +26,7 @@ log = logging.getLogger("kinko.services")
 def translate(exc: BaseException) -> KinkoError:
     if isinstance(exc, KinkoError):
         return exc
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | StorageUnavailable):
+    if isinstance(exc, (*STORE_ERRORS, StorageUnavailable)):
         log.warning("store unavailable: %s", exc)
         return StoreUnavailable("the store could not answer in time; retry")
     if isinstance(exc, RecursionError):

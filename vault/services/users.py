@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from vault.audit.records import RequestInfo, build_record, system_info
 from vault.audit.scope import AuditScope
@@ -19,7 +19,7 @@ from vault.catalog.models import Case, Membership, Notification, Token, User
 from vault.catalog.queries import user_names
 from vault.catalog.types import utcnow
 from vault.core import Vault
-from vault.db import writer
+from vault.db import STORE_ERRORS, writer
 from vault.domain import DomainError, validate_global_roles, validate_user_name
 from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
@@ -156,7 +156,7 @@ def note_token_use(vault: Vault, token_id: str | None, last_used: datetime | Non
                 )
                 .values(last_used_at=now)
             )
-    except OperationalError:
+    except STORE_ERRORS:
         log.warning("could not record the use of token %s; the next request will", token_id)
 
 
