@@ -8,7 +8,7 @@ most, and a root or proof reads O(log n) rows: nothing is ever recomputed from t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 
 from vault.audit.merkle import (
     CompactRange,
@@ -48,8 +48,23 @@ class TreeReader:
         return bytes(value)
 
     def frontier(self, size: int) -> list[tuple[int, int, bytes]]:
-        """The perfect subtrees whose concatenation is leaves [0, size), left to right."""
-        return [(level, index, self.get(level, index)) for level, index in decomposition(size)]
+        """The perfect subtrees whose concatenation is leaves [0, size), left to right.
+
+        Read in one statement for the tree rows (and one for a leaf, if the decomposition
+        ends in one): an append whose remembered frontier another node made stale reads it
+        here while it holds the log's counter row, so round trips count.
+        """
+        parts = decomposition(size)
+        wanted = [(lvl, idx) for lvl, idx in parts if lvl > 0 and (lvl, idx) not in self._cache]
+        if wanted:
+            rows = self._conn.execute(
+                select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(
+                    tuple_(AuditTreeNode.level, AuditTreeNode.idx).in_(wanted)
+                )
+            )
+            for lvl, idx, value in rows:
+                self._cache[(int(lvl), int(idx))] = bytes(value)
+        return [(level, index, self.get(level, index)) for level, index in parts]
 
     def compact_range(self, size: int) -> CompactRange:
         """A compact range positioned at ``size``, ready to append the next leaves."""
