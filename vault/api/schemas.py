@@ -96,6 +96,7 @@ class MyMembership(BaseModel):
 class Me(BaseModel):
     name: str
     display_name: str | None
+    email: str | None
     roles: list[str]
     memberships: list[MyMembership]
 
@@ -139,6 +140,7 @@ class TokenList(BaseModel):
 class UserCreated(BaseModel):
     name: str
     display_name: str | None
+    email: str | None = Field(description="Shown only to admins and to the user.")
     roles: list[str]
     disabled: bool
 

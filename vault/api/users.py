@@ -17,10 +17,11 @@ from vault.api.schemas import (
     UserCreated,
     UserDetail,
     UserList,
+    UserOut,
     UserState,
 )
 from vault.services import accounts, users
-from vault.services.schemas import TokenCreate, UserCreate
+from vault.services.schemas import TokenCreate, UserCreate, UserUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -70,6 +71,15 @@ def list_users(ctx: UserCtx) -> dict[str, Any]:
 )
 def create_user(ctx: IdemCtx, body: Body) -> dict[str, Any]:
     return users.create_user(ctx, body)
+
+
+@router.patch(
+    "/users/{name}",
+    openapi_extra=body_schema(UserUpdate),
+    **answers(UserOut, 400, 403, 404, 409, 422),
+)
+def update_user(ctx: UserCtx, name: str, body: Body) -> dict[str, Any]:
+    return users.update_user(ctx, name, body)
 
 
 @router.get("/users/{name}", **answers(UserDetail, 403, 404))

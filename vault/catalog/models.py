@@ -34,6 +34,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(255))
+    # Where notices reach the user (issue 12); shown only to admins and to the user.
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
     # Comma-separated global roles; the set is tiny and always read whole.
     roles: Mapped[str] = mapped_column(String(100), default="")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -72,6 +72,25 @@ def validate_user_name(name: object) -> str:
     return name
 
 
+# An address as mail servers take it: a local part of printable ASCII without spaces or
+# the characters that would need quoting, an @, and a domain of dot-separated labels.
+# Internationalised addresses are out of scope for the notices Kinko sends.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@"
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+
+
+def validate_email(email: object) -> str:
+    """A user's e-mail address, with the domain in lower case (it is case-insensitive)."""
+    if not isinstance(email, str) or len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise DomainError("invalid_email", "email must be an address like name@example.jp")
+    local, _, domain = email.rpartition("@")
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise DomainError("invalid_email", "email must be an address like name@example.jp")
+    return f"{local}@{domain.lower()}"
+
+
 def validate_title(title: object) -> str:
     """Check a free-text title: 1-255 characters and no control characters.
 

@@ -24,10 +24,25 @@ class RequestBody(BaseModel):
 class UserCreate(RequestBody):
     name: str
     display_name: str | None = None
+    email: str | None = Field(default=None, description="Where notices reach the user.")
     roles: list[str] = Field(default_factory=list)
     codes: ClassVar[dict[str, str]] = {
         "name": "invalid_user_name",
         "display_name": "invalid_display_name",
+        "email": "invalid_email",
+        "roles": "invalid_roles",
+    }
+
+
+class UserUpdate(RequestBody):
+    """The fields an admin changes; a field left out stays as it is, ``null`` clears it."""
+
+    display_name: str | None = None
+    email: str | None = None
+    roles: list[str] | None = None
+    codes: ClassVar[dict[str, str]] = {
+        "display_name": "invalid_display_name",
+        "email": "invalid_email",
         "roles": "invalid_roles",
     }
 

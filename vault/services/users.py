@@ -20,13 +20,13 @@ from vault.catalog.queries import user_names
 from vault.catalog.types import utcnow
 from vault.core import Vault
 from vault.db import STORE_ERRORS, writer
-from vault.domain import DomainError, validate_global_roles, validate_user_name
+from vault.domain import DomainError, validate_email, validate_global_roles, validate_user_name
 from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from vault.services import idempotency
 from vault.services.accounts import end_sessions
 from vault.services.context import Ctx, JsonBody, iso
 from vault.services.notifications import notify_about_user
-from vault.services.schemas import TokenCreate, UserCreate
+from vault.services.schemas import TokenCreate, UserCreate, UserUpdate
 
 TOKEN_PREFIX = "kinko_"  # noqa: S105 - a public prefix, not a secret.
 BOOTSTRAP_TTL = timedelta(days=3650)
@@ -211,9 +211,11 @@ def _user(s: Any, name: str) -> User:
 
 
 def _user_out(user: User) -> dict[str, Any]:
+    """A user as an admin sees them (every caller of this is admin-only)."""
     return {
         "name": user.name,
         "display_name": user.display_name,
+        "email": user.email,
         "roles": user.role_list,
         "disabled": user.disabled,
     }
@@ -261,6 +263,7 @@ def me(ctx: Ctx) -> dict[str, Any]:
         return {
             "name": user.name,
             "display_name": user.display_name,
+            "email": user.email,
             "roles": user.role_list,
             "memberships": memberships,
         }
@@ -277,13 +280,13 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
         try:
             validate_user_name(name)
             role_list = validate_global_roles(roles)
+            email = None if req.email is None else validate_email(req.email)
         except DomainError as e:
             raise BadRequest(e.message, code=e.code) from None
-        if display_name is not None and (len(display_name) > 255 or not display_name.strip()):
-            raise BadRequest("display_name must be 1-255 characters", code="invalid_display_name")
+        _check_display_name(display_name)
         idem_key = idempotency.parse_key(ctx.idempotency_key)
         idem_scope = "user.create"
-        fp = idempotency.fingerprint(ctx, "user.create", name, display_name, role_list)
+        fp = idempotency.fingerprint(ctx, "user.create", name, display_name, role_list, email)
         with ctx.vault.write_session() as s:
             rec = idempotency.lookup(s, ctx, idem_key, idem_scope, fp)
             if rec is not None:
@@ -295,6 +298,7 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             user = User(
                 name=name,
                 display_name=display_name,
+                email=email,
                 roles=",".join(role_list),
                 created_at=ctx.now(),
             )
@@ -307,6 +311,64 @@ def create_user(ctx: Ctx, body: JsonBody) -> dict[str, Any]:
             out = _user_out(user)
             # The allow event is committed first, then the change: a change is never unlogged.
             ev.allow()
+            s.commit()
+            return out
+
+
+def _check_display_name(display_name: str | None) -> None:
+    if display_name is not None and (len(display_name) > 255 or not display_name.strip()):
+        raise BadRequest("display_name must be 1-255 characters", code="invalid_display_name")
+
+
+def update_user(ctx: Ctx, name: str, body: JsonBody) -> dict[str, Any]:
+    """An admin changes a user's display name, e-mail address or global roles.
+
+    Only the fields present change; ``null`` clears a display name or an address.  The last
+    enabled admin keeps the admin role, so the vault is never left without one.  Changed
+    roles take effect at the user's next request, on this node at once and on the others
+    through the catalog's change watcher (vault.catalog.changes).
+    """
+    with ctx.scope("user.update", target=name) as ev:
+        _require_admin(ctx)
+        req = body.parse(UserUpdate)
+        given = req.model_fields_set
+        if not given:
+            raise BadRequest(
+                "give at least one of display_name, email, roles", code="nothing_to_change"
+            )
+        try:
+            email = None if req.email is None else validate_email(req.email)
+            roles = None if req.roles is None else validate_global_roles(req.roles)
+        except DomainError as e:
+            raise BadRequest(e.message, code=e.code) from None
+        if "roles" in given and roles is None:
+            raise BadRequest("roles must be a list (use [] for none)", code="invalid_roles")
+        _check_display_name(req.display_name)
+        with ctx.vault.write_session() as s:
+            user = _user(s, name)
+            if roles is not None and "admin" in user.role_list and "admin" not in roles:
+                admins = s.scalars(
+                    select(User).where(User.disabled.is_(False), User.id != user.id)
+                ).all()
+                if user.disabled is False and not any("admin" in u.role_list for u in admins):
+                    raise Conflict(
+                        "this is the last enabled admin; make another user admin first",
+                        code="last_admin",
+                    )
+            changed = []
+            if "display_name" in given:
+                user.display_name = req.display_name
+                changed.append("display_name")
+            if "email" in given:
+                user.email = email
+                changed.append("email")
+            if roles is not None:
+                user.roles = ",".join(roles)
+                changed.append("roles")
+            s.flush()
+            out = _user_row(user)
+            # The log names which fields changed, never the address itself.
+            ev.allow(reason="changed:" + ",".join(changed))
             s.commit()
             return out
 

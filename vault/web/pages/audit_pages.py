@@ -40,6 +40,7 @@ ACTIONS = (
     "auth.sign_out",
     "invitation.redeem",
     "user.create",
+    "user.update",
     "token.create",
     "case.create",
     "case.transition",
