@@ -61,6 +61,7 @@ def test_user_create_retry_and_token_refuses_a_key(server: KinkoServer) -> None:
         == {
             "name": "idem-user",
             "display_name": None,
+            "email": None,
             "roles": ["auditor"],
             "disabled": False,
         }
