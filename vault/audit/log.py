@@ -493,6 +493,7 @@ class AuditLog:
                         reason=checkpoint_reason(size, root),
                     )
                 ],
+                head=size,
             )
         self._remember(compact)
         return note

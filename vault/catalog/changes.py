@@ -28,6 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from vault.db import CLIENT_KEEPALIVES
+
 log = logging.getLogger("kinko.catalog")
 
 CHANNEL = "kinko_catalog"
@@ -53,12 +55,8 @@ def _connect_kwargs(url: str) -> dict[str, Any]:
         "connect_timeout": 5,
         "application_name": "kinko-watcher",
         "autocommit": True,
-        # A database that vanished without closing the connection is noticed in ~25 s; the
-        # cache's own lifetime bounds staleness meanwhile.
-        "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
+        # The cache's own lifetime bounds staleness until a vanished database is noticed.
+        **CLIENT_KEEPALIVES,
     }
     kwargs.update({k: v for k, v in parsed.query.items() if isinstance(v, str)})
     return {k: v for k, v in kwargs.items() if v is not None}
