@@ -102,6 +102,37 @@ class Settings(BaseSettings):
     # An invitation link stays valid this long (issue 10: 72 hours).
     invitation_ttl_seconds: int = Field(default=72 * 3600, ge=300, le=30 * 24 * 3600)
 
+    # Notifications by e-mail (issue 12): ``smtp://host:port`` (STARTTLS when the server
+    # offers it) or ``smtps://user:password@host:port``.  Unset, notifications are kept and
+    # shown in Kinko only, and disclosure links reach the recipient through the approver.
+    smtp_url: SecretStr | None = None
+    # The sender of every message, and the office named as the sender on disclosure pages.
+    mail_from: str = "kinko@localhost.localdomain"
+    organization: str = "Kinko"
+    # How often each node looks for mail to send and for overdue contact reports.
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    overdue_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        from vault.mail import parse_smtp_url
+
+        parse_smtp_url(v.get_secret_value().strip())
+        return SecretStr(v.get_secret_value().strip())
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, v: str) -> str:
+        from vault.domain import DomainError, validate_email
+
+        try:
+            return validate_email(v.strip())
+        except DomainError as exc:
+            raise ValueError(f"KINKO_MAIL_FROM: {exc.message}") from None
+
     @field_validator("public_url")
     @classmethod
     def _origin_only(cls, v: str | None) -> str | None:

@@ -16,7 +16,15 @@ VAULT = ROOT / "vault"
 
 # Lower layers first; a package may import its own layer or those below, never above.
 LAYERS: list[set[str]] = [
-    {"vault.domain", "vault.errors", "vault.fsio", "vault.allocator", "vault.settings", "vault.db"},
+    {
+        "vault.domain",
+        "vault.errors",
+        "vault.fsio",
+        "vault.allocator",
+        "vault.settings",
+        "vault.db",
+        "vault.mail",
+    },
     {"vault.crypto", "vault.catalog"},
     {"vault.storage", "vault.authz", "vault.audit"},
     {"vault.keys"},

@@ -12,7 +12,18 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from vault import __version__
-from vault.api import audit, cases, docs, documents, errors, openapi, reviews, sync, users
+from vault.api import (
+    audit,
+    cases,
+    docs,
+    documents,
+    errors,
+    openapi,
+    reviews,
+    sync,
+    users,
+    vendors,
+)
 from vault.api.deps import RequestIdMiddleware
 from vault.api.openapi import ErrorBody
 from vault.api.schemas import Health, Readiness
@@ -20,6 +31,7 @@ from vault.core import Vault
 from vault.services import passwords
 from vault.services.accounts import invite_as_operator
 from vault.services.health import readiness
+from vault.services.outbox import Postman
 from vault.services.users import bootstrap
 from vault.settings import Settings
 from vault.web import app as web
@@ -59,9 +71,13 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
         # Uploads run in worker threads of their own allowance, not the shared one that every
         # other request (authentication included) needs: see vault.api.documents.
         app.state.upload_limiter = CapacityLimiter(settings.upload_concurrency)
+        # Each node sends the outbox's mail and looks for overdue contact reports.
+        postman = Postman(live)
+        postman.start()
         try:
             yield
         finally:
+            await run_in_threadpool(postman.stop)
             await run_in_threadpool(live.close)
 
     app = FastAPI(
@@ -78,6 +94,11 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
             {"name": "cases", "description": "Procurement cases, members and stage changes."},
             {"name": "documents", "description": "Documents, versions and their content."},
             {"name": "reviews", "description": "Review of confidential reads (点検・確認)."},
+            {
+                "name": "disclosures",
+                "description": "Supervisor-approved disclosure to named outsiders (情報提供).",
+            },
+            {"name": "contacts", "description": "The vendor-contact register (接触記録)."},
             {"name": "audit", "description": "The audit log, checkpoints and proofs."},
             {"name": "sync", "description": "The manifest workstation sync clients poll."},
             {"name": "health", "description": "Liveness."},
@@ -123,6 +144,7 @@ def create_app(settings: Settings | None = None, vault: Vault | None = None) -> 
     app.include_router(cases.router)
     app.include_router(audit.router)
     app.include_router(reviews.router)
+    app.include_router(vendors.router)
     app.include_router(sync.router)
     app.include_router(docs.router)
     openapi.install(app)

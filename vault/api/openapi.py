@@ -53,7 +53,9 @@ ERROR_MEANINGS: dict[int, str] = {
     404: "Does not exist, or the caller may not know that it does (the same answer).",
     408: "The upload stopped arriving.",
     409: "The current state does not allow it.",
-    410: "The case was crypto-shredded: nothing of it can be decrypted any more.",
+    410: "Gone for good: the case was crypto-shredded, or a disclosure link expired, was "
+    "revoked, was used up, or the case reached the review request.",
+    429: "Too many attempts from this client address; try again later.",
     412: "`If-Match` does not name the latest version.",
     422: "The `Idempotency-Key` was used before for a different request.",
     500: "Internal error, or stored data failed authentication; nothing was served.",

@@ -362,3 +362,90 @@ class ReviewCoverage(BaseModel):
     share_reviewed: float | None
     flagged: int
     unreviewed_older: int
+
+
+class DisclosureOut(BaseModel):
+    id: str
+    status: str = Field(
+        description="requested, approved, rejected, revoked, expired, used_up, or closed "
+        "(the case reached the review request)."
+    )
+    case_id: str
+    document_id: str
+    version: int
+    title: str | None
+    recipient_name: str
+    recipient_organization: str
+    recipient_email: str
+    reason: str
+    note: str | None
+    expires_at: str | None
+    max_downloads: int
+    downloads: int
+    requested_by: str | None
+    requested_at: str | None
+    decided_by: str | None
+    decided_at: str | None
+    revoked_by: str | None
+    revoked_at: str | None
+    last_download_at: str | None
+
+
+class DisclosureApproved(DisclosureOut):
+    link: str = Field(
+        description="KINKO_PUBLIC_URL + /s/<token>; shown only in this answer (and mailed to "
+        "the recipient when SMTP is set up): only a hash of the token is kept."
+    )
+
+
+class DisclosureList(BaseModel):
+    disclosures: list[DisclosureOut]
+
+
+class ContactOut(BaseModel):
+    id: str
+    case_id: str
+    status: str = Field(description="pending_approval, planned or reported.")
+    overdue: bool = Field(description="Planned, and not reported 2 days after planned_at.")
+    vendor: str
+    channel: str
+    planned_at: str | None
+    participants: list[str]
+    agenda: str
+    minor: bool
+    urgent: bool
+    justification: str | None
+    reported_by: str | None
+    created_at: str | None
+    approved_by: str | None
+    approved_at: str | None
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+    reported_at: str | None
+    summary: str | None
+    information_provided: bool | None
+    disclosures: list[str]
+    report_acknowledged_by: str | None
+    report_acknowledged_at: str | None
+
+
+class ContactList(BaseModel):
+    contacts: list[ContactOut]
+
+
+class NoticeItem(BaseModel):
+    id: int
+    kind: str = Field(description="e.g. disclosure.approved, contact.overdue, token.issued")
+    created_at: str | None
+    read: bool
+    case_id: str | None
+    subject_id: str | None = Field(description="The disclosure, contact or token concerned.")
+    text: str = Field(description="In the language of Accept-Language (ja or en; default ja).")
+
+
+class NoticeList(BaseModel):
+    notifications: list[NoticeItem]
+
+
+class NoticesMarked(BaseModel):
+    marked: int

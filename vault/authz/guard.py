@@ -19,7 +19,7 @@ from pathlib import Path
 import casbin
 
 from vault.domain import ACTIONS, CASE_ROLES, CLASSES, GLOBAL_ROLES, STAGE_INDEX, DisclosureTable
-from vault.errors import Forbidden, NotFound
+from vault.errors import Conflict, Forbidden, NotFound
 
 OVERSEER_ROLES = frozenset({"admin", "auditor"})
 
@@ -91,9 +91,22 @@ def _obj_match(requested: str, rule: str) -> bool:
 
 # Administrative objects and their actions, as the policy may name them.
 ADMIN_OBJECTS = frozenset(
-    {"@users", "@members", "@cases", "@transitions", "@audit", "@reviews", "@access"}
+    {
+        "@users",
+        "@members",
+        "@cases",
+        "@transitions",
+        "@audit",
+        "@reviews",
+        "@access",
+        "@vendor_contact",
+        "@disclosures",
+        "@contacts",
+    }
 )
-ADMIN_ACTIONS = frozenset({"manage", "create", "read", "decide", "coverage"})
+ADMIN_ACTIONS = frozenset(
+    {"manage", "create", "read", "decide", "coverage", "open", "approve", "list", "report"}
+)
 # Stage passed for administrative decisions, which no stage list names.
 _NO_STAGE = "-"
 
@@ -275,6 +288,11 @@ class Guard:
             areas.add("audit")
         if supervises or self.reviews_everywhere(principal):
             areas.add("reviews")
+        if supervises:
+            # The supervisor's inbox: disclosures and vendor contacts waiting for them.
+            areas.add("inbox")
+        if not principal.anonymous:
+            areas.add("notifications")
         if self.may(principal.roles, "@cases", "create"):
             areas.add("new_case")
         return frozenset(areas)
@@ -361,6 +379,14 @@ class Guard:
             "transitions": view.visible and self.may(roles, "@transitions", "manage"),
             "members": view.visible and self.may(roles, "@members", "manage"),
             "write": self.writable_classes(view) if view.visible else [],
+            # The vendor-contact register: listed by drafters, supervisors and auditors;
+            # reported into by drafters and supervisors.
+            "contacts": view.visible
+            and (
+                (view.member and self.lists_contacts_in(view.roles))
+                or self.contact_list_everywhere(principal)
+            ),
+            "report_contacts": view.member and self.may(view.roles, "@contacts", "report"),
         }
 
     def sees_every_case(self, principal: Principal) -> bool:
@@ -511,3 +537,119 @@ class Guard:
 
     def can_see_evaluators(self, view: CaseView) -> bool:
         return view.overseer or view.may("evaluator_names", "read")
+
+    # -- vendor contact: disclosures and the contact register (issue 12) ----------------------
+
+    @lru_cache(maxsize=64)  # noqa: B019 - one guard lives as long as the process.
+    def vendor_contact_open(self, stage: str) -> bool:
+        """Whether vendors may be contacted at ``stage``: some case role of the policy opens
+        ``@vendor_contact`` there.  From the review request (審査依頼) on, none does."""
+        with self._lock:
+            return any(
+                self._enforcer.enforce(role, "@vendor_contact", "open", stage)
+                for role in CASE_ROLES
+            )
+
+    def require_vendor_contact_open(self, stage: str) -> None:
+        if not self.vendor_contact_open(stage):
+            raise Conflict(
+                "vendor contact is prohibited from the review request (審査依頼) on",
+                code="contact_prohibited",
+            )
+
+    def require_not_public(self, cls: str, stage: str, final_version: int | None) -> None:
+        """A document whose final version is public already needs no disclosure: 409."""
+        if self.disclosed(cls, stage, final_version):
+            raise Conflict(
+                "the document is public already: anyone may download it", code="already_public"
+            )
+
+    def may_request_disclosure(
+        self,
+        principal: Principal,
+        view: CaseView,
+        cls: str,
+        latest_version: int,
+        final_version: int | None,
+    ) -> bool:
+        """Whether a page may offer the disclosure request form: the same decisions as the
+        request itself (a rule-1 read, not public yet, vendor contact open), answered."""
+        grant = self.read_grant(principal, view, cls, latest_version, final_version)
+        return (
+            grant is not None
+            and grant.rule == 1
+            and not self.disclosed(cls, view.stage, final_version)
+            and self.vendor_contact_open(view.stage)
+        )
+
+    def supervises(self, view: CaseView, principal: Principal, obj: str) -> bool:
+        """Whether the caller's roles in the case let them approve ``obj`` (disclosures,
+        contacts) there."""
+        return view.member and self.may(view.roles, obj, "approve")
+
+    def require_approver(
+        self,
+        principal: Principal,
+        view: CaseView | None,
+        obj: str,
+        requester: str | None,
+        requester_issuer: str | None,
+        *,
+        missing: NotFound,
+    ) -> CaseView:
+        """A decision on someone's request (approve, reject, acknowledge): a supervisor of
+        the case who is not the requester (four eyes).  404 for outsiders, then 403."""
+        if view is None or not view.visible:
+            raise missing
+        if not self.supervises(view, principal, obj):
+            raise Forbidden(
+                "only a supervisor of the case may decide this", code="supervisor_required"
+            )
+        if self.own_read(principal, requester, requester_issuer):
+            raise Forbidden("nobody may approve their own request", code="own_request")
+        return view
+
+    def require_disclosure_reader(
+        self, principal: Principal, view: CaseView | None, *, missing: NotFound
+    ) -> CaseView:
+        """Who may see a case's disclosures: members who may read its documents' class is
+        checked per item by the service; here, members and auditors (admins: 404 → 403)."""
+        if view is None or not view.visible:
+            raise missing
+        if not view.member and not self.may(principal.roles, "@disclosures", "list"):
+            raise Forbidden(
+                "your roles do not allow seeing this case's disclosures",
+                code="disclosures_not_permitted",
+            )
+        return view
+
+    def require_contact_reporter(self, view: CaseView) -> None:
+        self.require_case(view)
+        if not self.may(view.roles, "@contacts", "report"):
+            raise Forbidden(
+                "only a drafter or supervisor of the case may report vendor contacts",
+                code="reporter_required",
+            )
+
+    def contact_list_everywhere(self, principal: Principal) -> bool:
+        return self.may(principal.roles, "@contacts", "list")
+
+    def lists_contacts_in(self, case_roles: Iterable[str]) -> bool:
+        return self.may(case_roles, "@contacts", "list")
+
+    def contact_text_visible(self, principal: Principal, view: CaseView) -> bool:
+        """Contact records are class ``contact_record``: their text is read as that class
+        allows, and by auditors, who see every case's register as they see titles."""
+        return view.may("contact_record", "read") or self.contact_list_everywhere(principal)
+
+    def require_contact_reader(
+        self, principal: Principal, view: CaseView | None, *, missing: NotFound
+    ) -> CaseView:
+        if view is None or not view.visible:
+            raise missing
+        if not self.contact_text_visible(principal, view):
+            raise Forbidden(
+                "your roles do not allow reading this case's contact records",
+                code="contact_not_permitted",
+            )
+        return view

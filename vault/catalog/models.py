@@ -224,10 +224,12 @@ class IdempotencyRecord(Base):
 
 
 class Notification(Base):
-    """Something a user should know about, as references only: no free text is stored.
+    """Something a user should know about.
 
-    The text a user reads is rendered from ``kind`` and the ids when shown, so the catalog
-    never holds a notification body (DEVELOPERS.md guarantee 1).
+    Notices about a user's tokens are references only, rendered from ``kind`` and the ids
+    when shown.  Notices about a case carry their text, sealed with the case key
+    (``text_sealed``), so the catalog never holds a notification body in the clear
+    (guarantee 1).
     """
 
     __tablename__ = "notifications"
@@ -241,6 +243,9 @@ class Notification(Base):
     ref: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The text in both languages (JSON {"ja", "en"}), sealed with the case key, for notices
+    # about a case (issue 12); None for notices rendered from their references alone.
+    text_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
 
 class CatalogChange(Base):
@@ -255,3 +260,105 @@ class CatalogChange(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+
+
+class Disclosure(Base):
+    """A supervisor-approved share of one version with one named outsider (情報提供).
+
+    Who receives it (name, organisation, address) and why are sealed with the case key: the
+    catalog must not tell in the clear which vendor was given what.  The link's token is kept
+    only as its SHA-256.
+    """
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # JSON {"name", "organization", "email", "reason", "note"?}, sealed (vault.keys.keyring).
+    recipient_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # requested, approved, rejected or revoked; expiry and use-up are read from the columns.
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    max_downloads: Mapped[int] = mapped_column(Integer)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    decided_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    last_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Contact(Base):
+    """One contact with a vendor in the register (事業者との接触記録): the prior report, an
+    urgent contact's approval, the supervisor's acknowledgement and the report afterwards.
+
+    The vendor, the agenda, the justification and the summary are sealed with the case key.
+    """
+
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_status_planned", "status", "planned_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    reported_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(16))
+    planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Comma-separated user ids of our participants.
+    participants: Mapped[str] = mapped_column(String(1000))
+    minor: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # JSON {"vendor", "agenda", "justification"?}, sealed.
+    details_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending_approval, planned or reported.
+    status: Mapped[str] = mapped_column(String(20))
+    approved_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    acknowledged_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # JSON {"summary"}, sealed.
+    report_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    information_provided: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    disclosure_ids: Mapped[str | None] = mapped_column(String(1000), default=None)
+    report_acknowledged_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    report_acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When the supervisors were told the report is overdue (once).
+    overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @property
+    def participant_ids(self) -> list[int]:
+        return [int(p) for p in self.participants.split(",") if p]
+
+
+class OutboxMail(Base):
+    """A message waiting to be sent (or sent), committed with the change that caused it.
+
+    The whole message (envelope and text) is sealed with a data key of its own, wrapped by
+    the master key provider; once sent, the sealed message and its key are erased and only
+    the SHA-256 of what was sent stays, which the audit log records too.
+    """
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    message_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The node sending it and until when its claim holds: two nodes never send one message.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The kind of the last failure (an exception class name, never the server's text).
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)

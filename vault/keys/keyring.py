@@ -7,9 +7,11 @@ data naming the row it belongs to, so a value copied onto another row fails to o
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from vault.crypto import UnwrapError, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from vault.crypto.wrap import SealOpener
@@ -111,6 +113,20 @@ class Keyring:
         return lambda doc_id, version, sealed: opener.open(
             sealed, _ad("version-sha256", doc_id, version)
         ).decode()
+
+    @staticmethod
+    def seal_record(case_key: bytes, label: str, row_id: str, data: Mapping[str, Any]) -> bytes:
+        """Sensitive free text of a row (a disclosure's recipient, a contact's agenda, a
+        notification's text) as one sealed JSON object, bound to its table and row."""
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        return seal(case_key, raw, _ad(label, row_id))
+
+    @staticmethod
+    def open_record(case_key: bytes, label: str, row_id: str, sealed: bytes) -> dict[str, Any]:
+        value = json.loads(open_sealed(case_key, sealed, _ad(label, row_id)))
+        if not isinstance(value, dict):
+            raise ValueError("a sealed record must hold a JSON object")
+        return value
 
     @staticmethod
     def seal_digest(case_key: bytes, doc_id: str, version: int, digest: str) -> bytes:

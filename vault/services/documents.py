@@ -29,11 +29,13 @@ from vault.audit.scope import AuditScope
 from vault.catalog.models import Case, Document, IdempotencyRecord, Version
 from vault.catalog.queries import (
     MAX_ID,
+    ReadLookup,
     StoredVersion,
     evaluator_ids,
     read_lookup,
     user_names,
 )
+from vault.core import Vault
 from vault.crypto import IntegrityError, StreamDecryptor, StreamEncryptor
 from vault.crypto.stream import ciphertext_size, new_data_key
 from vault.db import STORE_ERRORS
@@ -240,6 +242,9 @@ def document_metadata(ctx: Ctx, doc_id: str, *, abilities: bool = False) -> dict
             item["may"] = {
                 "write": guard.may_write(view, doc.doc_class),
                 "case": view.visible,
+                "disclose": guard.may_request_disclosure(
+                    ctx.principal, view, doc.doc_class, doc.latest_version, doc.final_version
+                ),
             }
             for row in item["versions"]:
                 grant = guard.read_grant(
@@ -705,70 +710,81 @@ def _read(
             # Disclosed content needs no purpose; an unusable header is not recorded as if
             # it were one (it could hold line breaks posing as several report rows).
             ev.set(purpose=_usable_purpose(sent))
-        row = found.versions.get(grant.version)
-        if row is None:
-            raise IntegrityFailure("the catalog names a missing version", code="integrity_error")
-        key = vault.keys.case_key(ref.case_id, found.wrapped_key)
-        try:
-            digest = vault.keys.open_digest(key, ref.id, row.version, row.sha256_sealed)
-            dek = vault.keys.unwrap_dek(key, ref.id, row.version, row.wrapped_dek)
-            content_type, title = _described(ctx, key, ref.id, found.title_sealed, row)
-        except (KeyUnavailable, IntegrityError):
-            # A sealed field that fails to open means the catalog row was altered or moved.
-            raise IntegrityFailure(
-                "stored key material failed authentication", code="integrity_error"
-            ) from None
-        try:
-            reader = vault.blobs.open(row.blob_name)
-        except BlobNotFound:
-            raise IntegrityFailure("stored content is missing", code="content_missing") from None
-        decryptor = StreamDecryptor(dek, ref.id, row.version)
-        try:
-            # The first chunk is decrypted and verified before the event is written and
-            # before the response starts, so a swapped or corrupted blob is answered with an
-            # error status instead of a 200 that breaks off.  A small document is fetched in
-            # one read and verified to its end; a large one streams in READ_CHUNK pieces.
-            # The blob's own size is checked too: the catalog's size is not sealed, and a
-            # replaced blob must not be read into memory whole whatever its length.
-            if row.size <= WHOLE_READ_MAX and reader.size <= ciphertext_size(WHOLE_READ_MAX):
-                with reader:
-                    first = decryptor.decrypt_all(reader.read())
-                if sum(len(piece) for piece in first) != row.size:
-                    raise IntegrityError
-                chunks = _nothing_more()
-            else:
-                chunks = _plaintext_chunks(reader, decryptor)
-                first = [next(chunks, b"")]
-        except IntegrityError:
-            reader.close()
-            raise IntegrityFailure(
-                "stored content failed authentication", code="integrity_error"
-            ) from None
+        opened = open_version(vault, found, grant.version)
         try:
             # "disclosed" marks a read that needs no purpose and opens no access review (§6).
             ev.allow(reason="disclosed" if not grant.purpose_required else "ok")
         except BaseException:
-            chunks.close()
+            opened.rest.close()
             raise
-        return OpenedRead(
-            version=row.version,
-            size=row.size,
-            sha256=digest,
-            first=first,
-            rest=chunks,
-            content_type=content_type,
-            title=title,
-        )
+        return opened
+
+
+def open_version(vault: Vault, found: ReadLookup, version: int) -> OpenedRead:
+    """One version of a looked-up document, opened and verified up to its first chunk.
+
+    Whoever calls this has decided the read is allowed; it writes no audit event, which is
+    the caller's to write before the first byte leaves (content reads, disclosure links).
+    """
+    ref = found.ref
+    row = found.versions.get(version)
+    if row is None:
+        raise IntegrityFailure("the catalog names a missing version", code="integrity_error")
+    key = vault.keys.case_key(ref.case_id, found.wrapped_key)
+    try:
+        digest = vault.keys.open_digest(key, ref.id, row.version, row.sha256_sealed)
+        dek = vault.keys.unwrap_dek(key, ref.id, row.version, row.wrapped_dek)
+        content_type, title = _described(vault, key, ref.id, found.title_sealed, row)
+    except (KeyUnavailable, IntegrityError):
+        # A sealed field that fails to open means the catalog row was altered or moved.
+        raise IntegrityFailure(
+            "stored key material failed authentication", code="integrity_error"
+        ) from None
+    try:
+        reader = vault.blobs.open(row.blob_name)
+    except BlobNotFound:
+        raise IntegrityFailure("stored content is missing", code="content_missing") from None
+    decryptor = StreamDecryptor(dek, ref.id, row.version)
+    try:
+        # The first chunk is decrypted and verified before the event is written and
+        # before the response starts, so a swapped or corrupted blob is answered with an
+        # error status instead of a 200 that breaks off.  A small document is fetched in
+        # one read and verified to its end; a large one streams in READ_CHUNK pieces.
+        # The blob's own size is checked too: the catalog's size is not sealed, and a
+        # replaced blob must not be read into memory whole whatever its length.
+        if row.size <= WHOLE_READ_MAX and reader.size <= ciphertext_size(WHOLE_READ_MAX):
+            with reader:
+                first = decryptor.decrypt_all(reader.read())
+            if sum(len(piece) for piece in first) != row.size:
+                raise IntegrityError
+            chunks = _nothing_more()
+        else:
+            chunks = _plaintext_chunks(reader, decryptor)
+            first = [next(chunks, b"")]
+    except IntegrityError:
+        reader.close()
+        raise IntegrityFailure(
+            "stored content failed authentication", code="integrity_error"
+        ) from None
+    return OpenedRead(
+        version=row.version,
+        size=row.size,
+        sha256=digest,
+        first=first,
+        rest=chunks,
+        content_type=content_type,
+        title=title,
+    )
 
 
 def _described(
-    ctx: Ctx, key: bytes, doc_id: str, title_sealed: bytes, row: StoredVersion
+    vault: Vault, key: bytes, doc_id: str, title_sealed: bytes, row: StoredVersion
 ) -> tuple[str, str]:
     """The version's media type and the document's title, both opened from their seals."""
     sealed = row.content_type_sealed
     content_type = (
         DEFAULT_MEDIA_TYPE
         if sealed is None
-        else ctx.vault.keys.open_content_type(key, doc_id, row.version, sealed)
+        else vault.keys.open_content_type(key, doc_id, row.version, sealed)
     )
-    return content_type, ctx.vault.keys.open_title(key, doc_id, title_sealed)
+    return content_type, vault.keys.open_title(key, doc_id, title_sealed)

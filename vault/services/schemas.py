@@ -82,3 +82,67 @@ class ReviewDecision(RequestBody):
     verdict: Literal["confirmed", "flagged"]
     note: str | None = Field(default=None, max_length=NOTE_MAX)
     codes: ClassVar[dict[str, str]] = {"verdict": "invalid_verdict", "note": "invalid_note"}
+
+
+class DisclosureCreate(RequestBody):
+    """A request to give one version of a document to a named outsider (情報提供)."""
+
+    recipient_name: str = Field(min_length=1, max_length=200)
+    recipient_organization: str = Field(min_length=1, max_length=200)
+    recipient_email: str
+    reason: str = Field(min_length=1, max_length=NOTE_MAX)
+    version: int | None = Field(default=None, description="Default: the final, else the latest.")
+    expires_at: str | None = Field(
+        default=None, description="RFC 3339, at most 14 days ahead; default 7 days."
+    )
+    max_downloads: int | None = Field(default=None, description="1 to 20; default 3.")
+    codes: ClassVar[dict[str, str]] = {
+        "recipient_name": "invalid_recipient",
+        "recipient_organization": "invalid_recipient",
+        "recipient_email": "invalid_email",
+        "reason": "invalid_reason",
+        "version": "invalid_version",
+        "expires_at": "invalid_time",
+        "max_downloads": "invalid_max_downloads",
+    }
+
+
+class DecisionNote(RequestBody):
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    codes: ClassVar[dict[str, str]] = {"note": "invalid_note"}
+
+
+class ContactCreate(RequestBody):
+    """A prior report (事前報告) of a contact with a vendor."""
+
+    vendor: str = Field(min_length=1, max_length=200)
+    channel: Literal["meeting", "phone", "email", "web"]
+    planned_at: str = Field(description="RFC 3339.")
+    participants: list[str] = Field(description="User names of our participants.")
+    agenda: str = Field(min_length=1, max_length=NOTE_MAX)
+    minor: bool = Field(default=False, description="A minor contact (receiving an estimate).")
+    urgent: bool = Field(default=False, description="From `review` on, with a justification.")
+    justification: str | None = Field(default=None, max_length=NOTE_MAX)
+    codes: ClassVar[dict[str, str]] = {
+        "vendor": "invalid_vendor",
+        "channel": "invalid_channel",
+        "planned_at": "invalid_time",
+        "participants": "invalid_participants",
+        "agenda": "invalid_agenda",
+        "minor": "invalid_minor",
+        "urgent": "invalid_urgent",
+        "justification": "invalid_justification",
+    }
+
+
+class ContactReport(RequestBody):
+    """The report after the contact (事後報告)."""
+
+    summary: str = Field(min_length=1, max_length=NOTE_MAX)
+    information_provided: bool
+    disclosures: list[str] = Field(default_factory=list)
+    codes: ClassVar[dict[str, str]] = {
+        "summary": "invalid_summary",
+        "information_provided": "invalid_information_provided",
+        "disclosures": "invalid_disclosures",
+    }

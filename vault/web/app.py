@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import KinkoError, NotFound
 from vault.services.accounts import INVITATION_PATH
+from vault.services.disclosures import SHARE_PATH
 from vault.web.pages import (
     audit_pages,
     auth,
@@ -18,7 +19,9 @@ from vault.web.pages import (
     cases,
     public_pages,
     review_pages,
+    share_pages,
     user_pages,
+    vendor_pages,
 )
 from vault.web.ui import SignInRequired, page_ui, sign_in_location
 
@@ -58,7 +61,7 @@ class PageHeadersMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path == "/" or path.startswith(("/ui", "/docs")):
+        if path == "/" or path.startswith(("/ui", "/docs", SHARE_PATH)):
             csp = DOCS_CSP if path.startswith("/docs") else UI_CSP
 
             async def send_with_headers(message: Message) -> None:
@@ -123,8 +126,9 @@ class RedactInvitationLinks(logging.Filter):
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             path = args[2]
-            if path.startswith(INVITATION_PATH) and len(path) > len(INVITATION_PATH):
-                record.args = (*args[:2], INVITATION_PATH + "…", *args[3:])
+            for secret_path in (INVITATION_PATH, SHARE_PATH):
+                if path.startswith(secret_path) and len(path) > len(secret_path):
+                    record.args = (*args[:2], secret_path + "…", *args[3:])
         return True
 
 
@@ -141,5 +145,15 @@ def install(app: FastAPI) -> None:
 
     app.include_router(static_router)
     app.include_router(root_router)
-    for module in (auth, cases, case_pages, user_pages, public_pages, review_pages, audit_pages):
+    for module in (
+        auth,
+        cases,
+        case_pages,
+        user_pages,
+        public_pages,
+        review_pages,
+        audit_pages,
+        share_pages,
+        vendor_pages,
+    ):
         app.include_router(module.router)

@@ -57,10 +57,13 @@ async def create_user(ui: MemberUi) -> Response:
     form = await ui.form()
     name = form.get("name", "").strip()
     display_name = form.get("display_name", "").strip() or None
+    email = form.get("email", "").strip() or None
     # One checkbox per role, each with its own field name: the form parser keeps the first
     # value of a repeated field only.
     chosen = [r for r in GLOBAL_ROLES if form.get("role_" + r)]
-    body = JsonBody({"name": name, "display_name": display_name, "roles": chosen}, None)
+    body = JsonBody(
+        {"name": name, "display_name": display_name, "email": email, "roles": chosen}, None
+    )
     try:
         await ui.call(users.create_user, ui.ctx, body)
     except KinkoError as exc:
@@ -105,6 +108,26 @@ async def _user_page(
 @router.get("/users/{name}")
 async def user_detail(ui: MemberUi, name: str) -> Response:
     return await _user_page(ui, name)
+
+
+@router.post("/users/{name}/edit")
+async def edit_user(ui: MemberUi, name: str) -> Response:
+    """The display name and e-mail address, through the service of PATCH /api/v1/users."""
+    form = await ui.form()
+    body = JsonBody(
+        {
+            "display_name": form.get("display_name", "").strip() or None,
+            "email": form.get("email", "").strip() or None,
+        },
+        None,
+    )
+    try:
+        await ui.call(users.update_user, ui.ctx, name, body)
+    except KinkoError as exc:
+        if exc.status in (403, 404):
+            raise
+        return await _user_page(ui, name, exc.status, error=_admin_error(ui, exc))
+    return ui.redirect(_user_path(name))
 
 
 @router.post("/users/{name}/invite")

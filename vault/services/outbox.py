@@ -1,0 +1,255 @@
+"""The durable mail outbox: a message is committed with the change that causes it, then sent.
+
+``enqueue`` adds a message inside the caller's write session, so the change and its mail
+commit together or not at all.  ``Postman`` is each server node's sender: it claims due
+messages under the catalog's write lock (one node at a time, so two nodes never claim one
+message), sends them, and records the sending; a message that fails waits with a backoff
+doubling from 1 s up to 30 s and is tried again.  Only a node that dies after the SMTP server
+took a message and before recording it can send it twice; the copies share a Message-ID.
+
+Guarantee 1 covers the outbox: the message (addresses and text, which name documents and
+vendors) is sealed with a data key of its own wrapped by the master key provider, and erased
+once sent.  Only its SHA-256 stays, which the audit log records as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import smtplib
+import threading
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from vault.audit.records import build_record, system_info
+from vault.catalog.models import OutboxMail
+from vault.catalog.types import utcnow
+from vault.core import Vault
+from vault.crypto import new_data_key, open_sealed, seal
+from vault.db import STORE_ERRORS
+from vault.errors import AuditUnavailable, KinkoError
+from vault.mail import SmtpTarget, compose, deliver, parse_smtp_url
+
+log = logging.getLogger("kinko.mail")
+
+BACKOFF_CAP_SECONDS = 30.0
+# How long a node's claim on a message holds: longer than one SMTP conversation can take.
+CLAIM_SECONDS = 120
+# Messages claimed per round.
+BATCH = 20
+
+
+def _ad(mail_id: str) -> bytes:
+    return b"kinko-v1 outbox " + mail_id.encode()
+
+
+def mail_enabled(vault: Vault) -> bool:
+    return vault.settings.smtp_url is not None
+
+
+def enqueue(
+    s: Session,
+    vault: Vault,
+    *,
+    kind: str,
+    case_id: str | None,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    body: str,
+    now: datetime,
+) -> str | None:
+    """Add one message to the outbox in ``s``; its SHA-256, or None when Kinko sends no mail
+    (no ``KINKO_SMTP_URL``) or there is nobody to send it to."""
+    to = [a for a in to if a]
+    cc = [a for a in cc if a and a not in to]
+    if not mail_enabled(vault) or not to:
+        return None
+    mail_id = uuid.uuid4().hex
+    message = compose(
+        sender=vault.settings.mail_from,
+        to=to,
+        cc=cc,
+        subject=subject,
+        body=body,
+        message_id=f"<{mail_id}@kinko>",
+        at=now,
+    )
+    digest = hashlib.sha256(message).hexdigest()
+    key = new_data_key()
+    envelope = json.dumps(
+        {"to": to + cc, "message": base64.b64encode(message).decode()}, separators=(",", ":")
+    ).encode()
+    s.add(
+        OutboxMail(
+            id=mail_id,
+            case_id=case_id,
+            kind=kind,
+            wrapped_key=vault.keys.provider.wrap(key, {"mail_id": mail_id}),
+            message_sealed=seal(key, envelope, _ad(mail_id)),
+            sha256=digest,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+    return digest
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before try ``attempts + 1``: 1, 2, 4, ... capped at 30."""
+    return float(min(BACKOFF_CAP_SECONDS, 2 ** max(0, attempts - 1)))
+
+
+class Postman:
+    """One node's sender of the outbox, and its sweep for overdue contact reports."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.node = f"{uuid.uuid4().hex[:12]}"
+        raw = vault.settings.smtp_url
+        self.target: SmtpTarget | None = (
+            parse_smtp_url(raw.get_secret_value()) if raw is not None else None
+        )
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kinko-postman", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=20)
+
+    def _run(self) -> None:
+        import time
+
+        settings = self.vault.settings
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= self._next_sweep:
+                    self._next_sweep = time.monotonic() + settings.overdue_sweep_seconds
+                    from vault.services.contacts import sweep_overdue
+
+                    sweep_overdue(self.vault)
+                if self.target is not None:
+                    self.send_due()
+            except STORE_ERRORS as exc:
+                log.warning("outbox round failed (store), retrying: %s", exc)
+            except (AuditUnavailable, KinkoError) as exc:
+                log.warning("outbox round failed, retrying: %s", exc)
+            except Exception:
+                log.exception("outbox round failed unexpectedly, retrying")
+            self._wake.wait(settings.outbox_poll_seconds)
+            self._wake.clear()
+
+    def _claim(self, now: datetime) -> list[OutboxMail]:
+        with self.vault.write_session() as s:
+            rows = list(
+                s.scalars(
+                    select(OutboxMail)
+                    .where(
+                        OutboxMail.sent_at.is_(None),
+                        OutboxMail.next_attempt_at <= now,
+                        or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+                    )
+                    .order_by(OutboxMail.created_at)
+                    .limit(BATCH)
+                )
+            )
+            for row in rows:
+                row.claimed_by = self.node
+                row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            s.commit()
+            return rows
+
+    def send_due(self) -> int:
+        """Send what is due; the number sent."""
+        assert self.target is not None
+        sent = 0
+        for row in self._claim(utcnow()):
+            try:
+                to, message = self._open(row)
+                deliver(self.target, self.vault.settings.mail_from, to, message)
+            except (smtplib.SMTPException, OSError, ValueError) as exc:
+                self._failed(row, exc)
+                continue
+            self._sent(row)
+            sent += 1
+        return sent
+
+    def _open(self, row: OutboxMail) -> tuple[list[str], bytes]:
+        key = self.vault.keys.provider.unwrap(row.wrapped_key, {"mail_id": row.id})
+        envelope: dict[str, Any] = json.loads(open_sealed(key, row.message_sealed, _ad(row.id)))
+        return list(envelope["to"]), base64.b64decode(envelope["message"])
+
+    def _sent(self, row: OutboxMail) -> None:
+        now = utcnow()
+        with self.vault.write_session() as s:
+            s.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == row.id, OutboxMail.claimed_by == self.node)
+                .values(
+                    sent_at=now,
+                    attempts=row.attempts + 1,
+                    claimed_by=None,
+                    claimed_until=None,
+                    # What was sent is not kept: the audit log has its digest.
+                    message_sealed=b"",
+                    wrapped_key=b"",
+                    last_error=None,
+                )
+            )
+            s.commit()
+        try:
+            self.vault.audit.append(
+                build_record(
+                    system_info("outbox"),
+                    actor=None,
+                    action="mail.send",
+                    decision="allow",
+                    reason=f"{row.kind} sha256={row.sha256} attempts={row.attempts + 1}",
+                    case_id=row.case_id,
+                    target=row.id,
+                )
+            )
+        except AuditUnavailable:
+            log.error("mail %s was sent but its audit event could not be written", row.id)
+
+    def _failed(self, row: OutboxMail, exc: BaseException) -> None:
+        attempts = row.attempts + 1
+        wait = backoff(attempts)
+        log.warning(
+            "mail %s not sent (try %d, %s); next try in %.0f s",
+            row.id,
+            attempts,
+            type(exc).__name__,
+            wait,
+        )
+        with self.vault.write_session() as s:
+            s.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == row.id, OutboxMail.claimed_by == self.node)
+                .values(
+                    attempts=attempts,
+                    next_attempt_at=utcnow() + timedelta(seconds=wait),
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_error=type(exc).__name__[:64],
+                )
+            )
+            s.commit()
