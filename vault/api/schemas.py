@@ -407,11 +407,16 @@ class ContactOut(BaseModel):
     case_id: str
     status: str = Field(description="pending_approval, planned or reported.")
     overdue: bool = Field(description="Planned, and not reported 2 days after planned_at.")
-    vendor: str
+    text_visible: bool = Field(
+        description="Whether the caller may read the record's text (class contact_record); "
+        "auditors see the register without it: vendor, agenda, justification and summary "
+        "are then null."
+    )
+    vendor: str | None
     channel: str
     planned_at: str | None
     participants: list[str]
-    agenda: str
+    agenda: str | None
     minor: bool
     urgent: bool
     justification: str | None

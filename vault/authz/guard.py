@@ -585,7 +585,9 @@ class Guard:
     def supervises(self, view: CaseView, principal: Principal, obj: str) -> bool:
         """Whether the caller's roles in the case let them approve ``obj`` (disclosures,
         contacts) there."""
-        return view.member and self.may(view.roles, obj, "approve")
+        # Admins and auditors decide nothing in a case (separation of duties), whatever case
+        # roles they also hold.
+        return view.member and not principal.overseer and self.may(view.roles, obj, "approve")
 
     def require_approver(
         self,
@@ -637,17 +639,19 @@ class Guard:
     def lists_contacts_in(self, case_roles: Iterable[str]) -> bool:
         return self.may(case_roles, "@contacts", "list")
 
-    def contact_text_visible(self, principal: Principal, view: CaseView) -> bool:
-        """Contact records are class ``contact_record``: their text is read as that class
-        allows, and by auditors, who see every case's register as they see titles."""
-        return view.may("contact_record", "read") or self.contact_list_everywhere(principal)
+    def contact_text_visible(self, view: CaseView) -> bool:
+        """Contact records are class ``contact_record``: their text (vendor, agenda,
+        justification, summary) is read as that class allows, which admins and auditors
+        never pass (their views carry no read permission)."""
+        return view.may("contact_record", "read")
 
     def require_contact_reader(
         self, principal: Principal, view: CaseView | None, *, missing: NotFound
     ) -> CaseView:
+        """One contact: members who may read its text, and auditors (without the text)."""
         if view is None or not view.visible:
             raise missing
-        if not self.contact_text_visible(principal, view):
+        if not (self.contact_text_visible(view) or self.contact_list_everywhere(principal)):
             raise Forbidden(
                 "your roles do not allow reading this case's contact records",
                 code="contact_not_permitted",

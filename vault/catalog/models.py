@@ -278,6 +278,9 @@ class Disclosure(Base):
     version: Mapped[int] = mapped_column(Integer)
     requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who minted the token the request was made with, when not the requester: that person
+    # may not approve it either (four eyes, as for reviews).
+    requested_via: Mapped[str | None] = mapped_column(String(64), default=None)
     # JSON {"name", "organization", "email", "reason", "note"?}, sealed (vault.keys.keyring).
     recipient_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     # requested, approved, rejected or revoked; expiry and use-up are read from the columns.
@@ -307,6 +310,8 @@ class Contact(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     reported_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The issuer of the reporter's token, when not the reporter (see Disclosure).
+    reported_via: Mapped[str | None] = mapped_column(String(64), default=None)
     channel: Mapped[str] = mapped_column(String(16))
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Comma-separated user ids of our participants.

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from vault.audit.log import parse_time
 from vault.audit.records import build_record, system_info
+from vault.authz import CaseView
 from vault.catalog.models import Case, Contact, Disclosure, Membership, User
 from vault.catalog.queries import active_membership, user_names
 from vault.catalog.types import utcnow
@@ -54,11 +55,14 @@ def _details(vault: Vault, key: bytes, c: Contact) -> dict[str, Any]:
     return vault.keys.open_record(key, DETAILS_LABEL, c.id, c.details_sealed)
 
 
-def _out(vault: Vault, s: Session, c: Contact, key: bytes, now: datetime) -> dict[str, Any]:
-    details = _details(vault, key, c)
-    report = (
+def _out(
+    vault: Vault, s: Session, c: Contact, key: bytes, now: datetime, *, text: bool = True
+) -> dict[str, Any]:
+    """One contact; without ``text`` (auditors) the sealed fields stay sealed and are null."""
+    details: dict[str, Any] = _details(vault, key, c) if text else {}
+    report: dict[str, Any] = (
         vault.keys.open_record(key, REPORT_LABEL, c.id, c.report_sealed)
-        if c.report_sealed is not None
+        if text and c.report_sealed is not None
         else {}
     )
     ids = {
@@ -78,11 +82,12 @@ def _out(vault: Vault, s: Session, c: Contact, key: bytes, now: datetime) -> dic
         "case_id": c.case_id,
         "status": c.status,
         "overdue": overdue(c, now),
-        "vendor": details["vendor"],
+        "text_visible": text,
+        "vendor": details.get("vendor"),
         "channel": c.channel,
         "planned_at": iso(c.planned_at),
         "participants": [names.get(p, "-") for p in c.participant_ids],
-        "agenda": details["agenda"],
+        "agenda": details.get("agenda"),
         "minor": c.minor,
         "urgent": c.urgent,
         "justification": details.get("justification"),
@@ -196,6 +201,7 @@ def create(ctx: Ctx, case_id: str, body: JsonBody, link_base: str) -> dict[str, 
             id=uuid.uuid4().hex,
             case_id=case.id,
             reported_by=ctx.principal.user_id,
+            reported_via=ctx.principal.token_issuer,
             created_at=now,
             channel=req.channel,
             planned_at=planned,
@@ -251,7 +257,7 @@ def _supervisor_step(ctx: Ctx, contact_id: str, action: str) -> dict[str, Any]:
             view,
             "@contacts",
             reporter.name if reporter else None,
-            None,
+            c.reported_via,
             missing=_NOT_FOUND,
         )
         if action == "approve":
@@ -372,7 +378,7 @@ def get(ctx: Ctx, contact_id: str) -> dict[str, Any]:
     ):
         c, _case, view, key = _load(ctx, s, ev, contact_id)
         vault.guard.require_contact_reader(ctx.principal, view, missing=_NOT_FOUND)
-        return _out(vault, s, c, key, ctx.now())
+        return _out(vault, s, c, key, ctx.now(), text=vault.guard.contact_text_visible(view))
 
 
 def list_contacts(
@@ -393,7 +399,11 @@ def list_contacts(
                 code="invalid_status",
             )
         everywhere = guard.contact_list_everywhere(ctx.principal) and not inbox
-        query = select(Contact, Case).join(Case, Case.id == Contact.case_id)
+        query = (
+            select(Contact, Case)
+            .join(Case, Case.id == Contact.case_id)
+            .where(Case.shredded_at.is_(None))
+        )
         if case_id is not None:
             _case, view = visible_case(ctx, s, case_id)
             if not (everywhere or (view.member and guard.lists_contacts_in(view.roles))):
@@ -415,25 +425,35 @@ def list_contacts(
             query = query.where(
                 Contact.status == "planned", Contact.planned_at < now - OVERDUE_AFTER
             )
-        mine = _my_roles(s, ctx, now)
+        # One view per case, as every other decision is made: what the caller's unexpired
+        # roles allow at the case's stage, with admins' and auditors' reads stripped.
+        views: dict[str, CaseView] = {}
         keys: dict[str, bytes] = {}
         out = []
         for c, case in s.execute(query.order_by(Contact.planned_at.desc())):
-            roles = mine.get(case.id, set())
-            if not everywhere and not guard.lists_contacts_in(roles):
+            if case.id not in views:
+                views[case.id] = view_of(ctx, s, case.id)
+            view = views[case.id]
+            if not everywhere and not (view.member and guard.lists_contacts_in(view.roles)):
                 continue
             if inbox:
-                if not guard.may(roles, "@contacts", "approve"):
+                if not guard.supervises(view, ctx.principal, "@contacts"):
                     continue
-                waiting = _waits_for_supervisor(c) and c.reported_by != ctx.principal.user_id
+                own = guard.own_read(ctx.principal, _name(s, c.reported_by), c.reported_via)
+                waiting = _waits_for_supervisor(c) and not own
                 if not (waiting or overdue(c, now)):
                     continue
             if case.id not in keys:
                 keys[case.id] = vault.keys.case_key(case.id, case.wrapped_key)
-            item = _out(vault, s, c, keys[case.id], now)
+            item = _out(vault, s, c, keys[case.id], now, text=guard.contact_text_visible(view))
             item["case_number"] = case.number
             out.append(item)
         return {"contacts": out}
+
+
+def _name(s: Session, user_id: int) -> str | None:
+    user = s.get(User, user_id)
+    return user.name if user is not None else None
 
 
 def _waits_for_supervisor(c: Contact) -> bool:
@@ -518,6 +538,8 @@ def sweep_overdue(vault: Vault) -> int:
                     Contact.status == "planned",
                     Contact.planned_at < now - OVERDUE_AFTER,
                     Contact.overdue_notified_at.is_(None),
+                    # A shredded case's contacts can be read by nobody, so nobody is told.
+                    Case.shredded_at.is_(None),
                 )
                 .limit(100)
             )

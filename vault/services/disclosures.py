@@ -61,6 +61,8 @@ MAX_TTL = timedelta(days=14)
 DEFAULT_DOWNLOADS = 3
 MAX_DOWNLOADS = 20
 SHARE_PATH = "/s/"
+STAMPING_AT_ONCE = 2
+_STAMPING = threading.BoundedSemaphore(STAMPING_AT_ONCE)
 # Unknown links from one client address: this many within the window, then 429.
 UNKNOWN_LINK_LIMIT = 20
 UNKNOWN_LINK_WINDOW = 600.0
@@ -153,6 +155,11 @@ def _notice(
     )
 
 
+def _name(s: Session, user_id: int) -> str | None:
+    user = s.get(User, user_id)
+    return user.name if user is not None else None
+
+
 def _display(user: User | None) -> str:
     if user is None:
         return "-"
@@ -211,6 +218,7 @@ def request(ctx: Ctx, doc_id: str, body: JsonBody, link_base: str) -> dict[str, 
             version=grant.version,
             requested_by=ctx.principal.user_id,
             requested_at=now,
+            requested_via=ctx.principal.token_issuer,
             status="requested",
             expires_at=expires,
             max_downloads=downloads,
@@ -284,7 +292,7 @@ def _decide(
             view,
             "@disclosures",
             requester.name if requester else None,
-            None,
+            d.requested_via,
             missing=_NOT_FOUND,
         )
         note = None
@@ -393,6 +401,7 @@ def _mail_recipient(
         vault,
         kind="disclosure.link",
         case_id=got.case.id,
+        case_key=got.key,
         to=[got.rec["email"]],
         cc=[u.email for u in supervisors if u.email],
         subject=subject,
@@ -474,8 +483,9 @@ def get(ctx: Ctx, disclosure_id: str, *, abilities: bool = False) -> dict[str, A
 
 
 def _require_reader(ctx: Ctx, view: Any, cls: str) -> None:
-    ctx.vault.guard.require_disclosure_reader(ctx.principal, view, missing=_NOT_FOUND)
-    if view.member and not view.may(cls, "read") and not ctx.principal.overseer:
+    guard = ctx.vault.guard
+    guard.require_disclosure_reader(ctx.principal, view, missing=_NOT_FOUND)
+    if not (view.may(cls, "read") or guard.may(ctx.principal.roles, "@disclosures", "list")):
         raise Forbidden(
             "your roles do not allow reading this document now", code="read_not_permitted"
         )
@@ -510,14 +520,18 @@ def pending_for(ctx: Ctx) -> list[dict[str, Any]]:
     """Disclosures waiting for the caller's approval (the supervisor's inbox), newest first."""
     vault = ctx.vault
     out: list[dict[str, Any]] = []
-    with vault.read_session() as s:
+    with ctx.scope("disclosure.list"), vault.read_session() as s:
         now = ctx.now()
         rows = list(
             s.execute(
                 select(Disclosure, Document, Case)
                 .join(Document, Document.id == Disclosure.document_id)
                 .join(Case, Case.id == Disclosure.case_id)
-                .where(Disclosure.status == "requested", Disclosure.expires_at > now)
+                .where(
+                    Disclosure.status == "requested",
+                    Disclosure.expires_at > now,
+                    Case.shredded_at.is_(None),
+                )
                 .order_by(Disclosure.requested_at.desc())
             )
         )
@@ -529,7 +543,9 @@ def pending_for(ctx: Ctx) -> list[dict[str, Any]]:
             title = vault.keys.open_title(key, doc.id, doc.title_sealed)
             item = _out(vault, s, d, key, view.stage, now, title)
             item["case_number"] = case.number
-            item["own"] = d.requested_by == ctx.principal.user_id
+            item["own"] = vault.guard.own_read(
+                ctx.principal, _name(s, d.requested_by), d.requested_via
+            )
             out.append(item)
     return out
 
@@ -678,14 +694,18 @@ def download(vault: Vault, info: RequestInfo, token: str) -> Share:
         reason = "as_stored"
         try:
             if share.stamped:
-                whole = b"".join([*opened.first, *opened.rest])
-                if len(whole) > STAMP_MAX:  # the catalog's size lied; never stamp more
-                    raise KinkoError("stored content is larger than recorded")
                 stamp = (
                     f"開示先 Disclosed to: {got.rec['name']} ({got.rec['organization']}) "
                     f"<{got.rec['email']}> / disclosure {got.d.id} / {iso(now)}"
                 )
-                marked = stamp_pdf(whole, stamp)
+                # A stamped PDF is held whole in memory, several times over while pypdf
+                # works on it: only STAMPING_AT_ONCE run together, so memory stays bounded
+                # however many recipients download at the same moment.
+                with _STAMPING:
+                    whole = b"".join([*opened.first, *opened.rest])
+                    if len(whole) > STAMP_MAX:  # the catalog's size lied; never stamp more
+                        raise KinkoError("stored content is larger than recorded")
+                    marked = stamp_pdf(whole, stamp)
                 if marked is None:
                     reason = "as_stored:unreadable_pdf"
                     marked = whole

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from vault.authz.guard import OVERSEER_ROLES
 from vault.catalog.models import Case, Membership, Notification, User
 from vault.catalog.queries import active_membership, active_memberships, user_names
 from vault.core import Vault
@@ -169,7 +170,14 @@ def approvers(s: Session, vault: Vault, case_id: str, now: datetime) -> list[Use
         .where(Membership.case_id == case_id, active_membership(now), User.disabled.is_(False))
         .order_by(User.name)
     )
-    return [user for user, m in rows if vault.guard.may(m.role_list, "@disclosures", "approve")]
+    # Admins and auditors decide nothing in a case and read no confidential text of it
+    # (separation of duties), whatever case roles they also hold.
+    return [
+        user
+        for user, m in rows
+        if vault.guard.may(m.role_list, "@disclosures", "approve")
+        and not (set(user.role_list) & OVERSEER_ROLES)
+    ]
 
 
 def notify(
@@ -211,6 +219,7 @@ def notify(
                 vault,
                 kind=notice.kind,
                 case_id=notice.case.id,
+                case_key=notice.case_key,
                 to=[user.email],
                 cc=[],
                 subject=subject,
@@ -322,11 +331,13 @@ def _open_text(
     return f"{texts[lang + '_subject']}: {texts[lang]}"
 
 
-def mark_read(ctx: Ctx, ids: list[int] | None) -> dict[str, Any]:
+def mark_read(ctx: Ctx, ids: Any) -> dict[str, Any]:
     """Mark the caller's notifications read (all of them when ``ids`` is None)."""
     with ctx.scope("notification.read") as ev, ctx.vault.write_session() as s:
         if ids is not None and (
-            len(ids) > 1000 or not all(isinstance(i, int) and i > 0 for i in ids)
+            not isinstance(ids, list)
+            or len(ids) > 1000
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids)
         ):
             raise BadRequest("ids must be a list of notification ids", code="invalid_ids")
         query = update(Notification).where(

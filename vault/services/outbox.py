@@ -8,30 +8,32 @@ doubling from 1 s up to 30 s and is tried again.  Only a node that dies after th
 took a message and before recording it can send it twice; the copies share a Message-ID.
 
 Guarantee 1 covers the outbox: the message (addresses and text, which name documents and
-vendors) is sealed with a data key of its own wrapped by the master key provider, and erased
-once sent.  Only its SHA-256 stays, which the audit log records as well.
+vendors) is sealed with the key of the case it is about, like titles, so that key rotation
+re-wraps it with them and shredding the case makes it unreadable; it is erased once sent.
+Only its SHA-256 stays, which the audit log records as well.
+
+A node claims one message at a time, for longer than one SMTP conversation can last, and
+records the sending only while its claim holds: with a slow mail server, a second node
+never takes over a message the first is still sending.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import smtplib
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from vault.audit.records import build_record, system_info
-from vault.catalog.models import OutboxMail
+from vault.catalog.models import Case, OutboxMail
 from vault.catalog.types import utcnow
 from vault.core import Vault
-from vault.crypto import new_data_key, open_sealed, seal
 from vault.db import STORE_ERRORS
 from vault.errors import AuditUnavailable, KinkoError
 from vault.mail import SmtpTarget, compose, deliver, parse_smtp_url
@@ -39,14 +41,15 @@ from vault.mail import SmtpTarget, compose, deliver, parse_smtp_url
 log = logging.getLogger("kinko.mail")
 
 BACKOFF_CAP_SECONDS = 30.0
-# How long a node's claim on a message holds: longer than one SMTP conversation can take.
-CLAIM_SECONDS = 120
-# Messages claimed per round.
+# How long a node's claim on a message holds: far longer than one SMTP conversation can take
+# (each step of which times out after SMTP_TIMEOUT_SECONDS).
+CLAIM_SECONDS = 300
+# Messages sent per round, each claimed on its own.
 BATCH = 20
-
-
-def _ad(mail_id: str) -> bytes:
-    return b"kinko-v1 outbox " + mail_id.encode()
+# A message that can never be sent (its case was shredded, the server refused it for good)
+# is set aside this far in the future and its refusal recorded.
+SET_ASIDE = timedelta(days=3650)
+OUTBOX_LABEL = "outbox"
 
 
 def mail_enabled(vault: Vault) -> bool:
@@ -58,7 +61,8 @@ def enqueue(
     vault: Vault,
     *,
     kind: str,
-    case_id: str | None,
+    case_id: str,
+    case_key: bytes,
     to: list[str],
     cc: list[str],
     subject: str,
@@ -82,17 +86,14 @@ def enqueue(
         at=now,
     )
     digest = hashlib.sha256(message).hexdigest()
-    key = new_data_key()
-    envelope = json.dumps(
-        {"to": to + cc, "message": base64.b64encode(message).decode()}, separators=(",", ":")
-    ).encode()
+    envelope = {"to": to + cc, "message": base64.b64encode(message).decode()}
     s.add(
         OutboxMail(
             id=mail_id,
             case_id=case_id,
             kind=kind,
-            wrapped_key=vault.keys.provider.wrap(key, {"mail_id": mail_id}),
-            message_sealed=seal(key, envelope, _ad(mail_id)),
+            wrapped_key=b"",
+            message_sealed=vault.keys.seal_record(case_key, OUTBOX_LABEL, mail_id, envelope),
             sha256=digest,
             created_at=now,
             attempts=0,
@@ -157,35 +158,48 @@ class Postman:
             self._wake.wait(settings.outbox_poll_seconds)
             self._wake.clear()
 
-    def _claim(self, now: datetime) -> list[OutboxMail]:
+    def _claim(self) -> OutboxMail | None:
+        """The oldest due message, claimed by this node (under the catalog's write lock, so
+        two nodes never claim one), or None."""
+        now = utcnow()
         with self.vault.write_session() as s:
-            rows = list(
-                s.scalars(
-                    select(OutboxMail)
-                    .where(
-                        OutboxMail.sent_at.is_(None),
-                        OutboxMail.next_attempt_at <= now,
-                        or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
-                    )
-                    .order_by(OutboxMail.created_at)
-                    .limit(BATCH)
+            row = s.scalar(
+                select(OutboxMail)
+                .where(
+                    OutboxMail.sent_at.is_(None),
+                    OutboxMail.next_attempt_at <= now,
+                    or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
                 )
+                .order_by(OutboxMail.created_at)
+                .limit(1)
             )
-            for row in rows:
-                row.claimed_by = self.node
-                row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            if row is None:
+                return None
+            row.claimed_by = self.node
+            row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
             s.commit()
-            return rows
+            return row
 
     def send_due(self) -> int:
-        """Send what is due; the number sent."""
+        """Send what is due, one message at a time; the number sent."""
         assert self.target is not None
         sent = 0
-        for row in self._claim(utcnow()):
+        for _ in range(BATCH):
+            row = self._claim()
+            if row is None:
+                break
             try:
                 to, message = self._open(row)
+            except Exception as exc:  # a shredded case, a key gone: it can never be sent
+                self._failed(row, exc, permanent=True)
+                continue
+            try:
                 deliver(self.target, self.vault.settings.mail_from, to, message)
-            except (smtplib.SMTPException, OSError, ValueError) as exc:
+            except smtplib.SMTPResponseException as exc:
+                # 5xx: the server refuses this message for good; 4xx: try again later.
+                self._failed(row, exc, permanent=exc.smtp_code >= 500)
+                continue
+            except (smtplib.SMTPException, OSError) as exc:
                 self._failed(row, exc)
                 continue
             self._sent(row)
@@ -193,14 +207,20 @@ class Postman:
         return sent
 
     def _open(self, row: OutboxMail) -> tuple[list[str], bytes]:
-        key = self.vault.keys.provider.unwrap(row.wrapped_key, {"mail_id": row.id})
-        envelope: dict[str, Any] = json.loads(open_sealed(key, row.message_sealed, _ad(row.id)))
+        if row.case_id is None:
+            raise ValueError("a message without a case has no key")
+        with self.vault.read_session() as s:
+            case = s.get(Case, row.case_id)
+        if case is None:
+            raise ValueError("the message's case is gone")
+        key = self.vault.keys.case_key(case.id, case.wrapped_key)
+        envelope = self.vault.keys.open_record(key, OUTBOX_LABEL, row.id, row.message_sealed)
         return list(envelope["to"]), base64.b64decode(envelope["message"])
 
     def _sent(self, row: OutboxMail) -> None:
         now = utcnow()
         with self.vault.write_session() as s:
-            s.execute(
+            done = s.execute(
                 update(OutboxMail)
                 .where(OutboxMail.id == row.id, OutboxMail.claimed_by == self.node)
                 .values(
@@ -215,6 +235,9 @@ class Postman:
                 )
             )
             s.commit()
+        if not done.rowcount:  # type: ignore[attr-defined]
+            # Unreachable while one conversation is shorter than the claim; said loudly if not.
+            log.error("mail %s was sent after this node's claim on it had run out", row.id)
         try:
             self.vault.audit.append(
                 build_record(
@@ -230,26 +253,47 @@ class Postman:
         except AuditUnavailable:
             log.error("mail %s was sent but its audit event could not be written", row.id)
 
-    def _failed(self, row: OutboxMail, exc: BaseException) -> None:
+    def _failed(self, row: OutboxMail, exc: BaseException, *, permanent: bool = False) -> None:
         attempts = row.attempts + 1
         wait = backoff(attempts)
-        log.warning(
-            "mail %s not sent (try %d, %s); next try in %.0f s",
-            row.id,
-            attempts,
-            type(exc).__name__,
-            wait,
-        )
+        if permanent:
+            log.error("mail %s can never be sent (%s); set aside", row.id, type(exc).__name__)
+            self._record_refusal(row, exc)
+        else:
+            log.warning(
+                "mail %s not sent (try %d, %s); next try in %.0f s",
+                row.id,
+                attempts,
+                type(exc).__name__,
+                wait,
+            )
+        later = SET_ASIDE if permanent else timedelta(seconds=wait)
         with self.vault.write_session() as s:
             s.execute(
                 update(OutboxMail)
                 .where(OutboxMail.id == row.id, OutboxMail.claimed_by == self.node)
                 .values(
                     attempts=attempts,
-                    next_attempt_at=utcnow() + timedelta(seconds=wait),
+                    next_attempt_at=utcnow() + later,
                     claimed_by=None,
                     claimed_until=None,
-                    last_error=type(exc).__name__[:64],
+                    last_error=(("permanent:" if permanent else "") + type(exc).__name__)[:64],
                 )
             )
             s.commit()
+
+    def _record_refusal(self, row: OutboxMail, exc: BaseException) -> None:
+        try:
+            self.vault.audit.append(
+                build_record(
+                    system_info("outbox"),
+                    actor=None,
+                    action="mail.send",
+                    decision="deny",
+                    reason=f"{row.kind} sha256={row.sha256} never_sendable:{type(exc).__name__}",
+                    case_id=row.case_id,
+                    target=row.id,
+                )
+            )
+        except AuditUnavailable:
+            log.error("mail %s set aside, and its audit event could not be written", row.id)
