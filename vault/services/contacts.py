@@ -529,6 +529,15 @@ def sweep_overdue(vault: Vault) -> int:
     """Tell the supervisors, once, of each contact whose report is over 2 days late."""
     now = utcnow()
     told = 0
+    late = (
+        Contact.status == "planned",
+        Contact.planned_at < now - OVERDUE_AFTER,
+        Contact.overdue_notified_at.is_(None),
+    )
+    # Looked for without the write lock first: most sweeps find nothing.
+    with vault.read_session() as s:
+        if s.scalar(select(Contact.id).where(*late).limit(1)) is None:
+            return 0
     with vault.write_session() as s:
         rows = list(
             s.execute(

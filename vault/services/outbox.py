@@ -134,7 +134,9 @@ class Postman:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=20)
+            # A round in progress finishes its statement; shutdown never waits long for it
+            # (an unsent message stays in the outbox for the next start or another node).
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         import time
@@ -162,17 +164,18 @@ class Postman:
         """The oldest due message, claimed by this node (under the catalog's write lock, so
         two nodes never claim one), or None."""
         now = utcnow()
+        due = (
+            OutboxMail.sent_at.is_(None),
+            OutboxMail.next_attempt_at <= now,
+            or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+        )
+        # Looked for without the write lock first: most rounds find nothing, and a round
+        # must not take the catalog's write lock every second on every node for that.
+        with self.vault.read_session() as s:
+            if s.scalar(select(OutboxMail.id).where(*due).limit(1)) is None:
+                return None
         with self.vault.write_session() as s:
-            row = s.scalar(
-                select(OutboxMail)
-                .where(
-                    OutboxMail.sent_at.is_(None),
-                    OutboxMail.next_attempt_at <= now,
-                    or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
-                )
-                .order_by(OutboxMail.created_at)
-                .limit(1)
-            )
+            row = s.scalar(select(OutboxMail).where(*due).order_by(OutboxMail.created_at).limit(1))
             if row is None:
                 return None
             row.claimed_by = self.node
