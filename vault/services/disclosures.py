@@ -43,7 +43,7 @@ from vault.errors import (
 )
 from vault.services import outbox
 from vault.services.context import Ctx, JsonBody, iso, view_of, visible_case, visible_document
-from vault.services.documents import OpenedRead, open_version
+from vault.services.documents import OpenedRead, nothing_more, open_version
 from vault.services.errors import translate
 from vault.services.notifications import (
     Notice,
@@ -615,7 +615,7 @@ _GONE = {
 
 def _resolve(
     vault: Vault, s: Session, ev: AuditScope, info: RequestInfo, token: str, now: datetime
-) -> tuple[_Loaded, Any]:
+) -> _Loaded:
     ip = info.ip or "-"
     throttle = _throttle(vault)
     throttle.check(ip)
@@ -641,7 +641,7 @@ def _resolve(
         message, code = _GONE.get(status, ("the link no longer works", "disclosure_gone"))
         raise Gone(message, code=code)
     title = vault.keys.open_title(key, doc.id, doc.title_sealed)
-    return _Loaded(d, doc, case, key, stage, title, rec), None
+    return _Loaded(d, doc, case, key, stage, title, rec)
 
 
 def _share_of(vault: Vault, s: Session, got: _Loaded, now: datetime) -> Share:
@@ -670,7 +670,7 @@ def landing(vault: Vault, info: RequestInfo, token: str) -> Share:
     """What the recipient's page shows; consumes nothing (mail scanners follow links)."""
     with _share_scope(vault, info, "disclosure.view") as ev, vault.read_session() as s:
         now = utcnow()
-        got, _ = _resolve(vault, s, ev, info, token, now)
+        got = _resolve(vault, s, ev, info, token, now)
         share = _share_of(vault, s, got, now)
         ev.allow(f"disclosure={got.d.id}")
         return share
@@ -685,7 +685,7 @@ def download(vault: Vault, info: RequestInfo, token: str) -> Share:
     with _share_scope(vault, info, "disclosure.download") as ev:
         now = utcnow()
         with vault.read_session() as s:
-            got, _ = _resolve(vault, s, ev, info, token, now)
+            got = _resolve(vault, s, ev, info, token, now)
             share = _share_of(vault, s, got, now)
             found = read_lookup(s.connection(), got.doc.id, None, now, got.d.version)
         if found is None:
@@ -716,7 +716,7 @@ def download(vault: Vault, info: RequestInfo, token: str) -> Share:
                     size=len(marked),
                     sha256=hashlib.sha256(marked).hexdigest(),
                     first=[marked],
-                    rest=_empty(),
+                    rest=nothing_more(),
                     content_type=opened.content_type,
                     title=opened.title,
                 )
@@ -759,7 +759,3 @@ def download(vault: Vault, info: RequestInfo, token: str) -> Share:
         share.opened = opened
         share.downloads_left = max(0, got.d.max_downloads - got.d.downloads - 1)
         return share
-
-
-def _empty() -> Any:
-    yield from ()

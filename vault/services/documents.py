@@ -602,7 +602,7 @@ class OpenedRead:
     title: str = ""
 
 
-def _nothing_more() -> Generator[bytes, None, None]:
+def nothing_more() -> Generator[bytes, None, None]:
     """The rest of a read that was decrypted whole: nothing."""
     yield from ()
 
@@ -757,7 +757,7 @@ def open_version(vault: Vault, found: ReadLookup, version: int) -> OpenedRead:
                 first = decryptor.decrypt_all(reader.read())
             if sum(len(piece) for piece in first) != row.size:
                 raise IntegrityError
-            chunks = _nothing_more()
+            chunks = nothing_more()
         else:
             chunks = _plaintext_chunks(reader, decryptor)
             first = [next(chunks, b"")]

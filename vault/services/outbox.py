@@ -241,27 +241,24 @@ class Postman:
         if not done.rowcount:  # type: ignore[attr-defined]
             # Unreachable while one conversation is shorter than the claim; said loudly if not.
             log.error("mail %s was sent after this node's claim on it had run out", row.id)
-        try:
-            self.vault.audit.append(
-                build_record(
-                    system_info("outbox"),
-                    actor=None,
-                    action="mail.send",
-                    decision="allow",
-                    reason=f"{row.kind} sha256={row.sha256} attempts={row.attempts + 1}",
-                    case_id=row.case_id,
-                    target=row.id,
-                )
-            )
-        except AuditUnavailable:
-            log.error("mail %s was sent but its audit event could not be written", row.id)
+        self._record(
+            row,
+            "allow",
+            f"attempts={row.attempts + 1}",
+            "mail %s was sent but its audit event could not be written",
+        )
 
     def _failed(self, row: OutboxMail, exc: BaseException, *, permanent: bool = False) -> None:
         attempts = row.attempts + 1
         wait = backoff(attempts)
         if permanent:
             log.error("mail %s can never be sent (%s); set aside", row.id, type(exc).__name__)
-            self._record_refusal(row, exc)
+            self._record(
+                row,
+                "deny",
+                f"never_sendable:{type(exc).__name__}",
+                "mail %s set aside, and its audit event could not be written",
+            )
         else:
             log.warning(
                 "mail %s not sent (try %d, %s); next try in %.0f s",
@@ -285,18 +282,19 @@ class Postman:
             )
             s.commit()
 
-    def _record_refusal(self, row: OutboxMail, exc: BaseException) -> None:
+    def _record(self, row: OutboxMail, decision: str, outcome: str, unrecorded: str) -> None:
+        """The ``mail.send`` event of one message; ``unrecorded`` is logged if it fails."""
         try:
             self.vault.audit.append(
                 build_record(
                     system_info("outbox"),
                     actor=None,
                     action="mail.send",
-                    decision="deny",
-                    reason=f"{row.kind} sha256={row.sha256} never_sendable:{type(exc).__name__}",
+                    decision=decision,
+                    reason=f"{row.kind} sha256={row.sha256} {outcome}",
                     case_id=row.case_id,
                     target=row.id,
                 )
             )
         except AuditUnavailable:
-            log.error("mail %s set aside, and its audit event could not be written", row.id)
+            log.error(unrecorded, row.id)
